@@ -1,0 +1,1 @@
+"""fireside: run open large language models locally."""
