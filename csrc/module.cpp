@@ -1,0 +1,21 @@
+// fireside._core: the native layer. Each concept registers itself from its own file.
+#include <pybind11/pybind11.h>
+
+#include "backend.h"
+#include "context.h"
+#include "errors.h"
+#include "logging.h"
+#include "lora.h"
+#include "model.h"
+#include "sampler.h"
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fireside's native llama.cpp bindings: load, tokenize, decode, sample.";
+    fireside::register_errors(m);
+    fireside::register_logging(m);
+    fireside::register_backend(m);
+    fireside::register_model(m);
+    fireside::register_lora(m);
+    fireside::register_context(m);
+    fireside::register_sampler(m);
+}
