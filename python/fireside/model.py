@@ -1,0 +1,786 @@
+"""The public :class:`Model`: a GGUF model loaded with good defaults, ready to generate,
+chat and embed.
+
+A Model composes small parts: the native model (:attr:`Model.core`), a
+:class:`~fireside.generation.loop.ContextRunner` that runs the token loop on one context,
+the model's :class:`~fireside.chat.templates.ChatTemplate`, and an
+:class:`~fireside.embeddings.Embedder` created on first use.
+
+**Threads.** One Model may be shared by any number of threads. Generations are
+*serialised*: each holds the model from its first token until it ends (a streaming
+iterator until it is exhausted, closed or garbage-collected) and the others wait their
+turn. Use :mod:`fireside.server` (continuous batching) to serve many users at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from fireside import _core
+from fireside.chat.templates import ChatTemplate
+from fireside.defaults import default_n_ctx, default_n_threads, kv_bytes_per_token
+from fireside.errors import ClosedError, ContextLengthError
+from fireside.generation.loop import (
+    CacheStats,
+    ContextRunner,
+    GenerationStream,
+    TokenCallback,
+    aiterate,
+)
+from fireside.generation.results import GenerationResult
+from fireside.generation.sampling import SamplingParams, build_sampler
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from typing_extensions import Self
+
+    from fireside.chat.session import ChatSession
+    from fireside.embeddings import Embedder
+
+Prompt = str | Sequence[int]
+"""A prompt: text (special tokens such as ``<|im_start|>`` are parsed) or token ids."""
+
+_CHAT_FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cancelled"}
+
+
+def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True) -> Path:
+    """A local file as is; anything else through the model catalog (:mod:`fireside.hub`)."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a path or a model name, got {type(model).__name__}")
+    path = Path(model).expanduser()
+    if path.exists():
+        return path
+    try:
+        from fireside.hub import resolve_model
+    except ImportError:
+        raise FileNotFoundError(f"no model file at {str(path)!r}") from None
+    return Path(resolve_model(model, progress=progress))  # type: ignore[arg-type]
+
+
+def _pick_devices(device: str | None) -> tuple[list[str] | None, bool]:
+    """``(devices for the loader, whether a GPU is used)`` for ``device``."""
+    if device is None:
+        if not _core.supports_gpu_offload():
+            return None, False
+        return None, any(d.type in ("gpu", "igpu") for d in _core.devices())
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a device name or None, got {type(device).__name__}")
+    if device.lower() == "cpu":
+        return [], False
+    found = _core.devices()
+    if device.lower() == "gpu":
+        gpus = [d.name for d in found if d.type in ("gpu", "igpu")]
+        if not gpus:
+            raise ValueError("device='gpu' but no GPU is available; use device='cpu'")
+        return gpus[:1], True
+    names = [d.name for d in found]
+    if device not in names:
+        raise ValueError(f"unknown device {device!r}; available: {', '.join(names) or 'none'}")
+    return [device], True
+
+
+class Model:
+    """A local large language model (a GGUF file or a catalog name).
+
+    Args:
+        model: path of a ``.gguf`` file, or a catalog name (downloaded when needed).
+        n_ctx: context size in tokens. Default: the model's trained context, capped to
+            what suits this machine (see :mod:`fireside.defaults`).
+        n_threads: CPU threads. Default: the physical cores (never more: oversubscribed
+            cores make llama.cpp several times slower).
+        n_gpu_layers: layers to offload to a GPU (-1: all). Default: all when a GPU is
+            available and this build can offload, else none.
+        device: ``"cpu"``, ``"gpu"`` or a device name from :func:`fireside._core.devices`.
+        seed: makes generations reproducible: each generation without its own ``seed``
+            draws one from a generator seeded with this.
+        chat_template: a Jinja template or a built-in template name overriding the model's.
+        embedding: the model is used for embeddings only (no generation context is
+            created until one is needed).
+        verbose: show llama.cpp's informational log messages.
+        use_mmap: memory-map the weights (fast loads, shared pages).
+        progress: a callable ``progress(fraction)`` called while loading (return ``False``
+            to cancel); ``True``/``False`` shows or hides a download progress bar.
+        n_batch: the most prompt tokens evaluated in one decode.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        *,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        n_gpu_layers: int | None = None,
+        device: str | None = None,
+        seed: int | None = None,
+        chat_template: str | None = None,
+        embedding: bool = False,
+        verbose: bool = False,
+        use_mmap: bool = True,
+        progress: bool | Callable[[float], object] | None = None,
+        n_batch: int = 512,
+    ) -> None:
+        for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if not isinstance(n_batch, int) or n_batch < 1:
+            raise ValueError(f"n_batch must be a positive integer, got {n_batch!r}")
+        if n_gpu_layers is not None and (not isinstance(n_gpu_layers, int) or n_gpu_layers < -1):
+            raise ValueError(f"n_gpu_layers must be -1 (all), 0 or more, got {n_gpu_layers!r}")
+        if verbose:
+            _core.set_log_level(logging.INFO)
+        devices, gpu = _pick_devices(device)
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if gpu else 0
+        download_progress = progress if isinstance(progress, bool) else True
+        self._path = resolve_model_path(model, progress=download_progress)
+        load: dict[str, Any] = {"n_gpu_layers": n_gpu_layers, "use_mmap": use_mmap}
+        if devices is not None:
+            load["devices"] = devices
+        if callable(progress):
+            load["progress"] = progress
+        self._core = _core.Model(self._path, **load)
+        self._closed = False
+        self._embedder: Embedder | None = None
+        self._runner: ContextRunner | None = None
+        try:
+            core = self._core
+            kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
+            self._n_ctx = n_ctx or default_n_ctx(core.n_ctx_train, kv)
+            self._n_threads = n_threads or default_n_threads()
+            self._n_batch = min(n_batch, self._n_ctx)
+            self._seeds = random.Random(seed) if seed is not None else None
+            self._template = ChatTemplate.for_model(core, chat_template)
+            if not embedding:
+                self._runner = self._new_runner()
+        except BaseException:
+            self._core.close()
+            raise
+
+    def _new_runner(self) -> ContextRunner:
+        ctx = _core.Context(
+            self._core,
+            n_ctx=self._n_ctx,
+            n_batch=self._n_batch,
+            n_ubatch=min(self._n_batch, 512),
+            n_seq_max=1,
+            n_threads=self._n_threads,
+            n_threads_batch=self._n_threads,
+        )
+        return ContextRunner(self._core, ctx)
+
+    # -- properties ------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The GGUF file."""
+        return self._path
+
+    @property
+    def name(self) -> str:
+        """The file name without ``.gguf`` (used as the model name in chat responses)."""
+        return self._path.name.removesuffix(".gguf")
+
+    @property
+    def core(self) -> _core.Model:
+        """The native model (for the server and other advanced uses)."""
+        return self._core
+
+    @property
+    def n_ctx(self) -> int:
+        """The context size in tokens (prompt plus generated tokens)."""
+        return self._n_ctx
+
+    @property
+    def n_threads(self) -> int:
+        return self._n_threads
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        """The chat template :meth:`chat` and chat sessions use."""
+        return self._template
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The GGUF metadata (key/value strings)."""
+        return self._core.metadata
+
+    @property
+    def stats(self) -> CacheStats:
+        """Counters of evaluated and reused prompt tokens (see :class:`CacheStats`)."""
+        return self._generation_runner().stats
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"n_ctx={self._n_ctx}, n_threads={self._n_threads}"
+        return f"Model({self.name!r}, {state})"
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = False
+    ) -> list[int]:
+        """Token ids of ``text`` (``add_special``: BOS/EOS as the model wants;
+        ``parse_special``: turn special-token text such as ``<|im_end|>`` into its token)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        return self._live().tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: Sequence[int], *, special: bool = False) -> str:
+        """The text of ``tokens`` (``special``: include the text of control tokens)."""
+        ids = self._check_tokens(tokens, "tokens")
+        data = self._live().detokenize(ids, unparse_special=special)
+        return data.decode("utf-8", errors="replace")
+
+    def count_tokens(self, text: str, *, add_special: bool = False) -> int:
+        """How many tokens ``text`` takes (without BOS/EOS unless ``add_special``)."""
+        return len(self.tokenize(text, add_special=add_special))
+
+    def apply_chat_template(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tokenize: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        template: ChatTemplate | None = None,
+    ) -> str | list[int]:
+        """Render ``messages`` with the chat template (text, or token ids if ``tokenize``)."""
+        from fireside.chat.session import validate_messages
+
+        checked = validate_messages(messages)
+        text = (template or self._template).render(
+            checked, add_generation_prompt=add_generation_prompt, tools=tools
+        )
+        return self.tokenize_rendered(text) if tokenize else text
+
+    def tokenize_rendered(self, text: str) -> list[int]:
+        """Tokens of a rendered chat prompt: special tokens parsed, one BOS (if the model
+        wants one) even when the template already wrote it."""
+        core = self._live()
+        tokens = core.tokenize(text, add_special=False, parse_special=True)
+        if core.add_bos and core.bos >= 0 and (not tokens or tokens[0] != core.bos):
+            tokens.insert(0, core.bos)
+        return tokens
+
+    # -- generation ------------------------------------------------------------------
+
+    @overload
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = 256,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        typical_p: float = 1.0,
+        repeat_penalty: float = 1.0,
+        repeat_last_n: int = 64,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        seed: int | None = None,
+        logit_bias: dict[int, float] | None = None,
+        stop: str | Sequence[str] | None = None,
+        grammar: str | None = None,
+        json_schema: dict[str, Any] | None = None,
+        logprobs: int | None = None,
+        stream: Literal[False] = False,
+        truncate: bool = False,
+    ) -> GenerationResult: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = 256,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        typical_p: float = 1.0,
+        repeat_penalty: float = 1.0,
+        repeat_last_n: int = 64,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        seed: int | None = None,
+        logit_bias: dict[int, float] | None = None,
+        stop: str | Sequence[str] | None = None,
+        grammar: str | None = None,
+        json_schema: dict[str, Any] | None = None,
+        logprobs: int | None = None,
+        stream: Literal[True],
+        truncate: bool = False,
+    ) -> GenerationStream: ...
+
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int | None = 256,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        typical_p: float = 1.0,
+        repeat_penalty: float = 1.0,
+        repeat_last_n: int = 64,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        seed: int | None = None,
+        logit_bias: dict[int, float] | None = None,
+        stop: str | Sequence[str] | None = None,
+        grammar: str | None = None,
+        json_schema: dict[str, Any] | None = None,
+        logprobs: int | None = None,
+        stream: bool = False,
+        truncate: bool = False,
+    ) -> GenerationResult | GenerationStream:
+        """Continue ``prompt``.
+
+        ``stream=False`` returns a :class:`GenerationResult` (text, tokens,
+        ``finish_reason`` ``"eos"``/``"stop"``/``"length"``/``"cancelled"``, usage,
+        timings); ``stream=True`` a :class:`GenerationStream` of text chunks (its
+        ``result`` is set when it ends). ``temperature=0`` is greedy; the same ``seed``
+        gives the same output. ``stop`` strings end the generation and are never part of
+        the text. ``grammar`` (GBNF) or ``json_schema`` constrain the output. ``logprobs=N``
+        records each token's log-probability and its N best alternatives. A prompt that
+        does not fit the context raises :class:`~fireside.errors.ContextLengthError` unless
+        ``truncate`` (keep its end); ``max_tokens`` (``None``: until the context is full)
+        is capped by the room left in the context.
+        """
+        params = self.sampling_params(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            typical_p=typical_p,
+            repeat_penalty=repeat_penalty,
+            repeat_last_n=repeat_last_n,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+            seed=seed,
+            logit_bias=logit_bias,
+            grammar=grammar,
+            json_schema=json_schema,
+        )
+        gen = self.start(
+            prompt, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, truncate=truncate
+        )
+        return gen if stream else gen.drain()
+
+    @overload
+    async def agenerate(
+        self,
+        prompt: Prompt,
+        *,
+        stream: Literal[False] = False,
+        **options: Any,
+    ) -> GenerationResult: ...
+
+    @overload
+    async def agenerate(
+        self, prompt: Prompt, *, stream: Literal[True], **options: Any
+    ) -> AsyncIterator[str]: ...
+
+    async def agenerate(
+        self, prompt: Prompt, *, stream: bool = False, **options: Any
+    ) -> GenerationResult | AsyncIterator[str]:
+        """Async :meth:`generate` (same options). The token loop runs in a worker thread;
+        cancelling the awaiting task, or leaving the ``async for``, stops the generation.
+
+        ``await model.agenerate(p)`` gives a :class:`GenerationResult`;
+        ``async for chunk in await model.agenerate(p, stream=True)`` streams text.
+        """
+        gen = self.generate(prompt, stream=True, **options)
+        if stream:
+            return aiterate(gen)
+        async for _ in aiterate(gen):
+            pass
+        result = gen.result
+        if result is None:  # pragma: no cover - aiterate re-raises the generator's errors
+            raise RuntimeError("the generation ended without a result")
+        return result
+
+    def sampling_params(
+        self,
+        *,
+        temperature: float = 0.8,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        typical_p: float = 1.0,
+        repeat_penalty: float = 1.0,
+        repeat_last_n: int = 64,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        seed: int | None = None,
+        logit_bias: dict[int, float] | None = None,
+        grammar: str | None = None,
+        json_schema: dict[str, Any] | None = None,
+        mirostat: int = 0,
+        mirostat_tau: float = 5.0,
+        mirostat_eta: float = 0.1,
+    ) -> SamplingParams:
+        """Validated sampling settings (``ValueError`` names a bad one); ``json_schema``
+        becomes a grammar; without ``seed``, the model's seed sequence (if any) gives one."""
+        if grammar is not None and json_schema is not None:
+            raise ValueError("give grammar= or json_schema=, not both")
+        if json_schema is not None:
+            from fireside.generation.json_schema import json_schema_to_grammar
+
+            if not isinstance(json_schema, Mapping):
+                raise TypeError(f"json_schema must be a dict, got {type(json_schema).__name__}")
+            grammar = json_schema_to_grammar(dict(json_schema))
+        if seed is None and self._seeds is not None:
+            seed = self._seeds.getrandbits(32)
+        return SamplingParams(
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            min_p=min_p,
+            typical_p=typical_p,
+            repeat_penalty=repeat_penalty,
+            repeat_last_n=repeat_last_n,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+            seed=seed,
+            mirostat=mirostat,
+            mirostat_tau=mirostat_tau,
+            mirostat_eta=mirostat_eta,
+            logit_bias=logit_bias,
+            grammar=grammar,
+        )
+
+    def start(
+        self,
+        prompt: Prompt,
+        params: SamplingParams,
+        *,
+        max_tokens: int | None = 256,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        truncate: bool = False,
+        callback: TokenCallback | None = None,
+    ) -> GenerationStream:
+        """A stream continuing ``prompt`` (text or token ids) with these sampling settings.
+
+        The building block of :meth:`generate`, :meth:`chat` and chat sessions.
+        ``callback(token_id, text)`` runs after each emitted chunk; ``False`` stops.
+        """
+        runner = self._generation_runner()
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0
+        ):
+            raise ValueError(
+                f"max_tokens must be a non-negative integer or None, got {max_tokens!r}"
+            )
+        stops = _check_stops(stop)
+        top = _check_logprobs(logprobs)
+        tokens = self.fit_prompt(self._prompt_tokens(prompt), max_tokens, truncate=truncate)
+        room = self._n_ctx - len(tokens)
+        limit = room if max_tokens is None else min(max_tokens, room)
+        sampler = build_sampler(self._core, params, n_ctx=self._n_ctx)
+        return runner.stream(
+            tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top, callback=callback
+        )
+
+    def fit_prompt(self, tokens: list[int], max_tokens: int | None, *, truncate: bool) -> list[int]:
+        """``tokens`` if they leave room for a token in the context; else, with
+        ``truncate``, their end (keeping a leading BOS) leaving room for ``max_tokens``
+        (at most half the context); else :class:`~fireside.errors.ContextLengthError`."""
+        n_ctx = self._n_ctx
+        if len(tokens) < n_ctx:
+            return tokens
+        if not truncate:
+            raise ContextLengthError(
+                f"the prompt has {len(tokens)} tokens but the context holds {n_ctx} "
+                "(with room for at least one new token); shorten it, pass truncate=True, "
+                "or load the model with a larger n_ctx",
+                n_prompt_tokens=len(tokens),
+                n_ctx=n_ctx,
+            )
+        reserve = max(1, min(max_tokens if max_tokens else n_ctx // 4, n_ctx // 2))
+        keep = n_ctx - reserve
+        bos = self._core.bos
+        if bos >= 0 and tokens[0] == bos:
+            return [bos, *tokens[len(tokens) - keep + 1 :]]
+        return tokens[len(tokens) - keep :]
+
+    def cancel(self) -> None:
+        """Stop the generation running now, from any thread: a prompt evaluation in
+        progress is interrupted; the result's ``finish_reason`` is ``"cancelled"``."""
+        if self._runner is not None:
+            self._runner.cancel()
+
+    def reset(self) -> None:
+        """Forget the KV cache (the next prompt is evaluated from scratch)."""
+        self._generation_runner().reset()
+
+    # -- chat ------------------------------------------------------------------------
+
+    @overload
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[False] = False,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        truncate: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        **sampling: Any,
+    ) -> dict[str, Any]: ...
+
+    @overload
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: Literal[True],
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        truncate: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        **sampling: Any,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        stream: bool = False,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        truncate: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        **sampling: Any,
+    ) -> dict[str, Any] | Iterator[dict[str, Any]]:
+        """Answer OpenAI-style ``messages`` (``[{"role": ..., "content": ...}]``).
+
+        Returns an OpenAI ``chat.completion`` dict, or with ``stream=True`` an iterator of
+        ``chat.completion.chunk`` dicts (the last one carries ``finish_reason`` and
+        ``usage``). ``finish_reason`` is ``"stop"`` (end of turn or a stop string),
+        ``"length"`` or ``"cancelled"``. ``sampling`` takes :meth:`generate`'s sampling
+        options; ``max_tokens=None`` runs until the end of the turn or of the context.
+        """
+        prompt = self.tokenize_rendered(
+            self.apply_chat_template(messages, tools=tools)  # type: ignore[arg-type]
+        )
+        params = self.sampling_params(**sampling)
+        gen = self.start(
+            prompt,
+            params,
+            max_tokens=max_tokens,
+            stop=stop,
+            logprobs=logprobs,
+            truncate=truncate,
+        )
+        if stream:
+            return chat_chunks(gen, self.name)
+        return chat_completion(gen.drain(), self.name)
+
+    def chat_session(
+        self,
+        system_prompt: str | None = None,
+        *,
+        overflow: Literal["truncate", "error"] = "truncate",
+        chat_template: str | ChatTemplate | None = None,
+    ) -> ChatSession:
+        """A :class:`~fireside.chat.session.ChatSession` on this model."""
+        from fireside.chat.session import ChatSession
+
+        return ChatSession(self, system_prompt, overflow=overflow, chat_template=chat_template)
+
+    # -- embeddings ------------------------------------------------------------------
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        normalize: bool = True,
+        pooling: str | None = None,
+        long_text: Literal["truncate", "average"] = "truncate",
+    ) -> npt.NDArray[np.float32]:
+        """Embedding vectors: shape ``(len(texts), n_embd)``, or ``(n_embd,)`` for one str.
+
+        See :meth:`fireside.embeddings.Embedder.embed`.
+        """
+        if self._embedder is None:
+            from fireside.embeddings import Embedder
+
+            self._live()
+            self._embedder = Embedder(self._core, n_threads=self._n_threads)
+        return self._embedder.embed(
+            texts, normalize=normalize, pooling=pooling, long_text=long_text
+        )
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the model's memory; a running generation is cancelled. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner is not None:
+            self._runner.cancel()
+            self._runner.ctx.close()
+        if self._embedder is not None:
+            self._embedder.close()
+        self._core.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _live(self) -> _core.Model:
+        if self._closed:
+            raise ClosedError(f"the model {self.name!r} is closed")
+        return self._core
+
+    def _generation_runner(self) -> ContextRunner:
+        self._live()
+        if self._runner is None:  # loaded with embedding=True
+            self._runner = self._new_runner()
+        return self._runner
+
+    def _check_tokens(self, tokens: object, what: str) -> list[int]:
+        if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
+            raise TypeError(f"{what} must be a sequence of token ids, got {type(tokens).__name__}")
+        ids = list(tokens)
+        n_vocab = self._live().n_vocab
+        for i, token in enumerate(ids):
+            if not isinstance(token, int) or isinstance(token, bool):
+                raise TypeError(f"{what}[{i}] must be an int token id, got {type(token).__name__}")
+            if not 0 <= token < n_vocab:
+                raise ValueError(f"{what}[{i}] = {token} is not a token id (0..{n_vocab - 1})")
+        return ids
+
+    def _prompt_tokens(self, prompt: object) -> list[int]:
+        if isinstance(prompt, str):
+            tokens = self._live().tokenize(prompt, add_special=True, parse_special=True)
+        elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
+            tokens = self._check_tokens(prompt, "prompt")
+        else:
+            raise TypeError(
+                f"prompt must be a str or a sequence of token ids, got {type(prompt).__name__}"
+            )
+        if not tokens:
+            raise ValueError("the prompt is empty: it has no tokens to continue from")
+        return tokens
+
+
+def _check_stops(stop: object) -> list[str]:
+    if stop is None:
+        return []
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, Sequence):
+        raise TypeError(f"stop must be a str or a list of str, got {type(stop).__name__}")
+    for i, s in enumerate(stops):
+        if not isinstance(s, str):
+            raise TypeError(f"stop[{i}] must be a str, got {type(s).__name__}")
+        if not s:
+            raise ValueError(f"stop[{i}] is empty; stop strings must have at least one character")
+    return list(stops)
+
+
+def _check_logprobs(logprobs: object) -> int | None:
+    if logprobs is None or logprobs is False:
+        return None
+    if logprobs is True:
+        return 0
+    if not isinstance(logprobs, int) or not 0 <= logprobs <= 100:
+        raise ValueError(f"logprobs must be an integer in [0, 100] or None, got {logprobs!r}")
+    return logprobs
+
+
+# -- OpenAI-shaped chat responses -------------------------------------------------------
+
+
+def _usage(result: GenerationResult) -> dict[str, int]:
+    usage = result.usage
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _logprobs_content(result: GenerationResult) -> dict[str, Any] | None:
+    if result.logprobs is None:
+        return None
+
+    def entry(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    content = []
+    for lp in result.logprobs:
+        item = entry(lp.text, lp.logprob)
+        item["top_logprobs"] = [entry(text, value) for text, value in lp.top]
+        content.append(item)
+    return {"content": content}
+
+
+def chat_completion(result: GenerationResult, model_name: str) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` dict for a finished generation."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "logprobs": _logprobs_content(result),
+                "finish_reason": _CHAT_FINISH[result.finish_reason],
+            }
+        ],
+        "usage": _usage(result),
+    }
+
+
+def chat_chunks(gen: GenerationStream, model_name: str) -> Iterator[dict[str, Any]]:
+    """OpenAI ``chat.completion.chunk`` dicts for a running generation: a first chunk with
+    the role, one per text chunk, and a last one with ``finish_reason`` and ``usage``."""
+    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_name,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        for text in gen:
+            yield chunk({"content": text})
+    finally:
+        gen.close()
+    result = gen.result
+    if result is not None:
+        last = chunk({}, _CHAT_FINISH[result.finish_reason])
+        last["usage"] = _usage(result)
+        yield last
