@@ -1,0 +1,309 @@
+"""A chat session: the conversation history, rendered through the model's chat template,
+with the KV cache reused from one turn to the next.
+
+Each :meth:`ChatSession.send` renders the whole conversation and hands its tokens to the
+model, which keeps the longest prefix already in its KV cache and evaluates only the rest
+(usually the new user message and the template's markers); ``model.stats`` counts it.
+
+**The reply joins the history when its stream ends.** A reply that is cancelled or broken
+off (``break``, ``close()``) is recorded *truncated*: the text produced so far becomes the
+assistant turn, so the history always shows what the user saw. A stream that is never
+iterated, or that fails with an exception, records nothing.
+
+A session is not thread-safe: send one message at a time (the model itself may be shared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from fireside.chat.templates import ChatTemplate
+from fireside.errors import ContextLengthError
+
+if TYPE_CHECKING:
+    from fireside.generation.loop import GenerationStream, TokenCallback
+    from fireside.generation.results import GenerationResult
+    from fireside.model import Model
+
+ROLES = ("system", "user", "assistant", "tool")
+
+_FORMAT = "fireside.chat_session"
+_VERSION = 1
+
+
+def _content_text(content: object, where: str) -> str | None:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts: only text parts are supported
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, Mapping) or part.get("type") != "text":
+                raise ValueError(f"{where} content[{j}] must be a {{'type': 'text'}} part")
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise TypeError(f"{where} content[{j}] has no 'text' string")
+            texts.append(text)
+        return "".join(texts)
+    return None
+
+
+def validate_messages(messages: object, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Checked copies of OpenAI-style messages.
+
+    Each message is a dict with a ``role`` (system, user, assistant or tool) and a string
+    ``content`` (a list of text parts is joined; an assistant message with ``tool_calls``
+    may have no content). Other keys are kept. Raises ``TypeError``/``ValueError`` naming
+    the bad message: ``TypeError`` when a message is not a dict, ``ValueError`` for a bad
+    role or content.
+    """
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    if not messages and not allow_empty:
+        raise ValueError("messages is empty; give at least one message")
+    checked = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, Mapping):
+            raise TypeError(f"{where} must be a dict with 'role' and 'content', got {message!r}")
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
+        where = f"{where} ({role})"
+        if "content" not in message:
+            raise ValueError(f"{where} has no 'content'")
+        content = _content_text(message["content"], where)
+        tool_call = role == "assistant" and message["content"] is None and message.get("tool_calls")
+        if content is None and not tool_call:
+            kind = type(message["content"]).__name__
+            raise ValueError(f"{where} content must be a string, got {kind}")
+        item = dict(message)
+        item["content"] = content
+        checked.append(item)
+    return checked
+
+
+class ChatSession:
+    """A conversation with a model.
+
+    Args:
+        model: the :class:`fireside.Model` to talk to.
+        system_prompt: the first, system message (``None``: none; the template may add
+            its own default).
+        overflow: when the conversation no longer fits the context, ``"truncate"`` drops
+            the oldest exchanges (keeping the system message) with a warning; ``"error"``
+            raises :class:`~fireside.errors.ContextLengthError`.
+        chat_template: a Jinja template, a built-in template name or a
+            :class:`ChatTemplate` overriding the model's.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        system_prompt: str | None = None,
+        *,
+        overflow: Literal["truncate", "error"] = "truncate",
+        chat_template: str | ChatTemplate | None = None,
+    ) -> None:
+        if overflow not in ("truncate", "error"):
+            raise ValueError(f"overflow must be 'truncate' or 'error', got {overflow!r}")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise TypeError(f"system_prompt must be a str, got {type(system_prompt).__name__}")
+        self.model = model
+        self.overflow = overflow
+        self._template_source = chat_template if isinstance(chat_template, str) else None
+        if chat_template is None:
+            self._template = model.chat_template
+        elif isinstance(chat_template, ChatTemplate):
+            self._template = chat_template
+        else:
+            self._template = ChatTemplate.for_model(model.core, chat_template)
+        self._history: list[dict[str, Any]] = []
+        if system_prompt is not None:
+            self._history.append({"role": "system", "content": system_prompt})
+        self.last_result: GenerationResult | None = None
+        """The result of the latest reply (usage, timings, finish reason)."""
+
+    # -- history ---------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The conversation so far (a copy); assign a list of messages to replace it."""
+        return [dict(message) for message in self._history]
+
+    @history.setter
+    def history(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        self._history = validate_messages(messages, allow_empty=True)
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system message's text, or ``None`` when the history starts otherwise."""
+        if self._history and self._history[0]["role"] == "system":
+            return str(self._history[0]["content"])
+        return None
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        return self._template
+
+    def reset(self) -> None:
+        """Forget the conversation, keeping the system message."""
+        self._history = [m for m in self._history[:1] if m["role"] == "system"]
+        self.last_result = None
+
+    def fork(self) -> ChatSession:
+        """An independent copy of this session (same model, copied history)."""
+        twin = ChatSession(self.model, overflow=self.overflow, chat_template=self._template)
+        twin._template_source = self._template_source
+        twin._history = self.history
+        return twin
+
+    # -- talking ---------------------------------------------------------------------
+
+    @overload
+    def send(
+        self,
+        message: str,
+        *,
+        stream: Literal[False] = False,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        callback: TokenCallback | None = None,
+        **sampling: Any,
+    ) -> GenerationResult: ...
+
+    @overload
+    def send(
+        self,
+        message: str,
+        *,
+        stream: Literal[True],
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        callback: TokenCallback | None = None,
+        **sampling: Any,
+    ) -> GenerationStream: ...
+
+    def send(
+        self,
+        message: str,
+        *,
+        stream: bool = False,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: int | None = None,
+        callback: TokenCallback | None = None,
+        **sampling: Any,
+    ) -> GenerationResult | GenerationStream:
+        """Send a user message and get the reply.
+
+        Returns a :class:`GenerationResult` (its ``text`` is the reply), or with
+        ``stream=True`` a :class:`GenerationStream` of text chunks. ``sampling`` takes
+        :meth:`Model.generate`'s sampling options. ``max_tokens=None``: until the end of
+        the turn or of the context. ``callback(token_id, text)`` runs after each chunk of
+        text; returning ``False`` ends the reply (finish reason ``"stop"``).
+        """
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, got {type(message).__name__}")
+        pending = [*self.history, {"role": "user", "content": message}]
+        tokens = self._fit(pending, max_tokens)
+        params = self.model.sampling_params(**sampling)
+        gen = self.model.start(
+            tokens, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, callback=callback
+        )
+
+        def record(result: GenerationResult) -> None:
+            self._history = [*pending, {"role": "assistant", "content": result.text}]
+            self.last_result = result
+
+        gen.add_done_callback(record)
+        return gen if stream else gen.drain()
+
+    def _render(self, messages: list[dict[str, Any]]) -> list[int]:
+        text = self._template.render(messages, add_generation_prompt=True)
+        return self.model.tokenize_rendered(text)
+
+    def _fit(self, pending: list[dict[str, Any]], max_tokens: int | None) -> list[int]:
+        """Tokens of ``pending``, dropping its oldest exchanges (in place) until they leave
+        room for the reply: ``max_tokens`` (``None``: a quarter of the context), at most half."""
+        n_ctx = self.model.n_ctx
+        reserve = max(1, min(max_tokens if max_tokens else n_ctx // 4, n_ctx // 2))
+        tokens = self._render(pending)
+        dropped = 0
+        while len(tokens) + reserve > n_ctx:
+            if self.overflow == "error":
+                raise ContextLengthError(
+                    f"the conversation has {len(tokens)} tokens and the reply needs room for "
+                    f"{reserve} more, but the context holds {n_ctx}; start a new session, "
+                    "use overflow='truncate', or load the model with a larger n_ctx",
+                    n_prompt_tokens=len(tokens),
+                    n_ctx=n_ctx,
+                )
+            first = 1 if pending[0]["role"] == "system" else 0
+            # drop the oldest exchange: its user message up to the next user message
+            end = next(
+                (i for i in range(first + 1, len(pending) - 1) if pending[i]["role"] == "user"),
+                None,
+            )
+            if end is None:
+                raise ContextLengthError(
+                    f"the message does not fit the context: {len(tokens)} tokens with room "
+                    f"for {reserve} more, but the context holds {n_ctx}",
+                    n_prompt_tokens=len(tokens),
+                    n_ctx=n_ctx,
+                )
+            dropped += end - first
+            del pending[first:end]
+            tokens = self._render(pending)
+        if dropped:
+            warnings.warn(
+                f"the conversation no longer fit the context ({n_ctx} tokens); "
+                f"dropped its {dropped} oldest messages",
+                UserWarning,
+                stacklevel=3,
+            )
+        return tokens
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the session (history, options, template override) as JSON."""
+        data = {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "model": self.model.name,
+            "overflow": self.overflow,
+            "chat_template": self._template_source,
+            "messages": self._history,
+        }
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], model: Model) -> ChatSession:
+        """A session restored from :meth:`save`'s file, on ``model``."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{os.fspath(path)!r} is not a saved chat session: {e}") from e
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"{os.fspath(path)!r} is not a saved chat session")
+        if data.get("version") != _VERSION:
+            raise ValueError(f"unsupported chat session version {data.get('version')!r}")
+        session = cls(
+            model,
+            overflow=data.get("overflow", "truncate"),
+            chat_template=data.get("chat_template"),
+        )
+        session.history = data.get("messages", [])
+        return session
+
+    def __repr__(self) -> str:
+        return f"ChatSession({self.model.name!r}, {len(self._history)} messages)"
