@@ -1,0 +1,180 @@
+// Talking to the fireside server: the model list, streamed chat completions parsed from
+// Server-Sent Events, and errors turned into sentences a person can act on.
+
+/** An error answer from the server ({"error": {message, type, param, code}}). */
+export class ApiError extends Error {
+  constructor(status, body) {
+    const detail = (body && body.error) || {};
+    super(detail.message || `The server answered HTTP ${status}.`);
+    this.name = "ApiError";
+    this.status = status;
+    this.type = detail.type || null;
+    this.code = detail.code || null;
+    this.param = detail.param || null;
+  }
+}
+
+/** The server could not be reached at all (stopped, crashed, network gone). */
+export class ConnectionError extends Error {
+  constructor(cause) {
+    super("Could not reach the fireside server.");
+    this.name = "ConnectionError";
+    this.cause = cause;
+  }
+}
+
+function headers(apiKey, json) {
+  const h = {};
+  if (json) h["Content-Type"] = "application/json";
+  if (apiKey) h.Authorization = `Bearer ${apiKey}`;
+  return h;
+}
+
+async function request(path, init) {
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err && err.name === "AbortError") throw err;
+    throw new ConnectionError(err);
+  }
+  if (!response.ok) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not JSON (a proxy page, an empty body): the status alone must do.
+    }
+    throw new ApiError(response.status, body);
+  }
+  return response;
+}
+
+/** Fetch the ids of the models the server offers. */
+export async function listModels({ apiKey, signal } = {}) {
+  const response = await request("v1/models", { headers: headers(apiKey, false), signal });
+  const body = await response.json();
+  return (body.data || []).map((m) => m.id).filter((id) => typeof id === "string");
+}
+
+/**
+ * Yield the `data:` payloads of a Server-Sent Events byte stream, one string per event.
+ * Handles events split across reads, CRLF line ends, comments and multi-line data.
+ */
+export async function* sseData(stream) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let data = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      let newline;
+      while ((newline = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buffer.slice(0, newline);
+        const width = buffer.startsWith("\r\n", newline) ? 2 : 1;
+        // A lone "\r" at the end may be the first half of "\r\n": wait for more bytes.
+        if (!done && width === 1 && buffer[newline] === "\r" && newline === buffer.length - 1) {
+          break;
+        }
+        buffer = buffer.slice(newline + width);
+        if (line === "") {
+          if (data.length) yield data.join("\n");
+          data = [];
+        } else if (line.startsWith("data:")) {
+          data.push(line.slice(line[5] === " " ? 6 : 5));
+        }
+        // Other fields (event:, id:, retry:) and ":" comments are not used by the API.
+      }
+      if (done) break;
+    }
+    if (buffer.startsWith("data:")) data.push(buffer.slice(buffer[5] === " " ? 6 : 5));
+    if (data.length) yield data.join("\n");
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/**
+ * Stream a chat completion: yields chat.completion.chunk objects until `[DONE]`.
+ * Throws ApiError (HTTP or in-stream error), ConnectionError, or AbortError when stopped.
+ */
+export async function* streamChat(body, { apiKey, signal } = {}) {
+  const response = await request("v1/chat/completions", {
+    method: "POST",
+    headers: headers(apiKey, true),
+    body: JSON.stringify({ ...body, stream: true, stream_options: { include_usage: true } }),
+    signal,
+  });
+  let sawDone = false;
+  try {
+    for await (const payload of sseData(response.body)) {
+      if (payload.trim() === "[DONE]") {
+        sawDone = true;
+        break;
+      }
+      let chunk;
+      try {
+        chunk = JSON.parse(payload);
+      } catch {
+        throw new ApiError(502, {
+          error: { message: `The server sent an unreadable event: ${payload.slice(0, 80)}` },
+        });
+      }
+      if (chunk && chunk.error) throw new ApiError(chunk.error.status || 500, chunk);
+      yield chunk;
+    }
+  } catch (err) {
+    if (err instanceof TypeError && !(signal && signal.aborted)) {
+      throw new ConnectionError(err); // the connection dropped mid-stream
+    }
+    throw err;
+  }
+  if (!sawDone && !(signal && signal.aborted)) {
+    throw new ConnectionError(new Error("the stream ended before [DONE]"));
+  }
+}
+
+/**
+ * Turn any error from this module into {title, detail} for the thread.
+ * @returns {{title: string, detail: string}}
+ */
+export function describeError(err) {
+  if (err instanceof ConnectionError) {
+    return {
+      title: "The server is not reachable",
+      detail:
+        `Nothing answered at ${location.origin}. Is \`fireside serve\` still running? ` +
+        "Start it again, then retry.",
+    };
+  }
+  if (err instanceof ApiError) {
+    const message = err.message;
+    if (err.code === "context_length_exceeded") {
+      return {
+        title: "This conversation is too long for the model",
+        detail: `${message} Start a new conversation, shorten your message, or lower max tokens.`,
+      };
+    }
+    switch (err.status) {
+      case 400:
+        return { title: "The server rejected the request", detail: message };
+      case 401:
+        return {
+          title: "The server needs an API key",
+          detail: `${message} Enter the key in Settings (the server was started with one).`,
+        };
+      case 404:
+        return { title: "Not found", detail: `${message} Pick another model in Settings.` };
+      case 503:
+        return {
+          title: "The server is busy or not ready",
+          detail: `${message} Wait a moment and retry.`,
+        };
+      default:
+        return { title: `The server answered with an error (HTTP ${err.status})`, detail: message };
+    }
+  }
+  return { title: "Something went wrong", detail: String((err && err.message) || err) };
+}

@@ -1,0 +1,753 @@
+// The fireside chat page: conversations, the thread, the composer and per-conversation
+// settings. Model text only ever reaches the DOM through textContent (see markdown.js).
+
+import { ApiError, describeError, listModels, streamChat } from "./api.js";
+import { hydrateIcons, icon } from "./icons.js";
+import { renderMarkdown } from "./markdown.js";
+import { loadState, newConversation, saveState } from "./store.js";
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  app: $("app"),
+  sidebar: $("sidebar"),
+  scrim: $("scrim"),
+  list: $("conversation-list"),
+  newChat: $("new-chat"),
+  status: $("server-status"),
+  statusLabel: $("server-status-label"),
+  sidebarToggle: $("sidebar-toggle"),
+  title: $("conversation-title"),
+  modelBadge: $("model-badge"),
+  settingsToggle: $("settings-toggle"),
+  settingsClose: $("settings-close"),
+  settings: $("settings"),
+  notice: $("notice"),
+  thread: $("thread"),
+  composer: $("composer"),
+  prompt: $("prompt"),
+  send: $("send"),
+  stop: $("stop"),
+  model: $("model-select"),
+  modelsRefresh: $("models-refresh"),
+  system: $("system-prompt"),
+  temperature: $("temperature"),
+  temperatureValue: $("temperature-value"),
+  maxTokens: $("max-tokens"),
+  maxTokensError: $("max-tokens-error"),
+  apiKey: $("api-key"),
+};
+
+const state = {
+  conversations: [],
+  activeId: null,
+  apiKey: "",
+  models: [], // ids from /v1/models
+  modelsError: null, // describeError() result when the list could not be fetched
+  streaming: null, // {conversationId, reply, controller, node} while a reply streams
+  renaming: null, // conversation id being renamed
+  confirmingDelete: null, // conversation id waiting for delete confirmation
+};
+
+// ---------------------------------------------------------------- persistence
+
+function active() {
+  return state.conversations.find((c) => c.id === state.activeId) || null;
+}
+
+function persist() {
+  const problem = saveState(state);
+  if (problem) showNotice(problem);
+}
+
+function showNotice(text) {
+  ui.notice.replaceChildren(icon("alert"), document.createTextNode(text));
+  ui.notice.hidden = false;
+}
+
+function titleFrom(text) {
+  const line = text.trim().split("\n")[0].replace(/\s+/g, " ");
+  return line.length > 48 ? `${line.slice(0, 47)}…` : line || "New chat";
+}
+
+// ---------------------------------------------------------------- conversation list
+
+function renderList() {
+  const sorted = [...state.conversations].sort((a, b) => b.updated - a.updated);
+  const items = sorted.map((conversation) => {
+    const li = document.createElement("li");
+    li.className = "conv-item";
+    li.dataset.id = conversation.id;
+    if (conversation.id === state.activeId) {
+      li.classList.add("active");
+      li.setAttribute("aria-current", "true");
+    }
+    if (state.streaming && state.streaming.conversationId === conversation.id) {
+      li.classList.add("busy");
+    }
+    if (state.renaming === conversation.id) {
+      li.append(renameInput(conversation));
+      return li;
+    }
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "conv-open";
+    open.textContent = conversation.title;
+    open.title = conversation.title;
+    open.addEventListener("click", () => selectConversation(conversation.id));
+    open.addEventListener("dblclick", () => startRename(conversation.id));
+    const actions = document.createElement("div");
+    actions.className = "conv-actions";
+    if (state.confirmingDelete === conversation.id) {
+      li.classList.add("confirming");
+      actions.append(
+        textButton("Delete", "conv-delete-confirm danger", () => deleteConversation(conversation.id)),
+        textButton("Keep", "conv-delete-cancel", () => {
+          state.confirmingDelete = null;
+          renderList();
+        }),
+      );
+    } else {
+      actions.append(
+        iconButton("pencil", "Rename", "conv-rename", () => startRename(conversation.id)),
+        iconButton("trash", "Delete", "conv-delete", () => {
+          state.confirmingDelete = conversation.id;
+          renderList();
+        }),
+      );
+    }
+    li.append(open, actions);
+    return li;
+  });
+  ui.list.replaceChildren(...items);
+}
+
+function textButton(label, className, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.textContent = label;
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function iconButton(name, label, className, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `icon-btn ${className}`;
+  button.setAttribute("aria-label", label);
+  button.title = label;
+  button.append(icon(name));
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function renameInput(conversation) {
+  const input = document.createElement("input");
+  input.className = "conv-rename-input";
+  input.value = conversation.title;
+  input.setAttribute("aria-label", "Conversation name");
+  input.maxLength = 200;
+  let done = false;
+  const finish = (commit) => {
+    if (done) return;
+    done = true;
+    const value = input.value.trim();
+    if (commit && value) {
+      conversation.title = value;
+      persist();
+    }
+    state.renaming = null;
+    renderList();
+    renderHeader();
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") finish(true);
+    if (event.key === "Escape") finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+  requestAnimationFrame(() => {
+    input.focus();
+    input.select();
+  });
+  return input;
+}
+
+function startRename(id) {
+  state.renaming = id;
+  state.confirmingDelete = null;
+  renderList();
+}
+
+function deleteConversation(id) {
+  if (state.streaming && state.streaming.conversationId === id) {
+    state.streaming.controller.abort();
+  }
+  state.conversations = state.conversations.filter((c) => c.id !== id);
+  state.confirmingDelete = null;
+  if (state.activeId === id) {
+    const next = [...state.conversations].sort((a, b) => b.updated - a.updated)[0];
+    state.activeId = next ? next.id : null;
+  }
+  ensureConversation();
+  persist();
+  renderAll();
+}
+
+function selectConversation(id) {
+  state.activeId = id;
+  state.confirmingDelete = null;
+  persist();
+  renderAll();
+  closeSidebar();
+  ui.prompt.focus();
+}
+
+function startNewConversation() {
+  const current = active();
+  if (current && current.messages.length === 0) {
+    ui.prompt.focus(); // the current chat is still empty: reuse it
+    closeSidebar();
+    return;
+  }
+  const conversation = newConversation(current ? current.settings : undefined);
+  if (!conversation.settings.model && state.models.length) {
+    conversation.settings.model = state.models[0];
+  }
+  state.conversations.push(conversation);
+  state.activeId = conversation.id;
+  persist();
+  renderAll();
+  closeSidebar();
+  ui.prompt.focus();
+}
+
+function ensureConversation() {
+  if (!active()) {
+    const latest = [...state.conversations].sort((a, b) => b.updated - a.updated)[0];
+    if (latest) {
+      state.activeId = latest.id;
+    } else {
+      const conversation = newConversation();
+      state.conversations.push(conversation);
+      state.activeId = conversation.id;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- thread
+
+function renderHeader() {
+  const conversation = active();
+  ui.title.textContent = conversation ? conversation.title : "fireside";
+  document.title = conversation && conversation.messages.length
+    ? `${conversation.title} · fireside`
+    : "fireside";
+  const model = conversation && (conversation.settings.model || state.models[0]);
+  ui.modelBadge.textContent = model || "";
+  ui.modelBadge.hidden = !model;
+}
+
+function renderThread() {
+  const conversation = active();
+  const nodes = [];
+  if (!conversation || conversation.messages.length === 0) {
+    nodes.push(emptyState());
+  } else {
+    conversation.messages.forEach((message, index) => {
+      nodes.push(messageNode(message, index, conversation));
+    });
+  }
+  ui.thread.replaceChildren(...nodes);
+  if (state.streaming && conversation && state.streaming.conversationId === conversation.id) {
+    state.streaming.node = ui.thread.querySelector(".message.streaming");
+  }
+  scrollToBottom(true);
+}
+
+function emptyState() {
+  const box = document.createElement("div");
+  box.className = "empty";
+  const logo = document.createElement("img");
+  logo.src = "static/favicon.svg";
+  logo.alt = "";
+  logo.className = "empty-logo";
+  const heading = document.createElement("h2");
+  heading.textContent = "What shall we talk about?";
+  const hint = document.createElement("p");
+  const conversation = active();
+  const model = conversation && (conversation.settings.model || state.models[0]);
+  if (model) {
+    hint.textContent = `Chatting with ${model}, running on this computer.`;
+  } else if (state.modelsError) {
+    hint.textContent = `${state.modelsError.title}. ${state.modelsError.detail}`;
+  } else {
+    hint.textContent = "Everything stays on this computer.";
+  }
+  box.append(logo, heading, hint);
+  return box;
+}
+
+function messageNode(message, index, conversation) {
+  const article = document.createElement("article");
+  article.className = `message ${message.role}`;
+  article.dataset.index = String(index);
+  const bubble = document.createElement("div");
+  bubble.className = "bubble";
+  if (message.role === "error") {
+    const head = document.createElement("div");
+    head.className = "error-title";
+    head.append(icon("alert"), document.createTextNode(message.title || "Error"));
+    const detail = document.createElement("p");
+    detail.className = "error-detail";
+    detail.textContent = message.content;
+    bubble.append(head, detail);
+    const isLast = index === conversation.messages.length - 1;
+    if (isLast && !state.streaming) {
+      const retry = textButton("Retry", "retry-btn", () => retry(conversation));
+      retry.prepend(icon("refresh"));
+      bubble.append(retry);
+    }
+    article.append(bubble);
+    return article;
+  }
+  const content = document.createElement("div");
+  content.className = message.role === "assistant" ? "content markdown" : "content plain";
+  bubble.append(content);
+  const isStreaming = state.streaming && state.streaming.reply === message;
+  if (isStreaming) article.classList.add("streaming");
+  fillContent(content, message, isStreaming);
+  if (message.role === "assistant") {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = message.stats ? statsText(message.stats) : "";
+    bubble.append(meta);
+  }
+  article.append(bubble);
+  return article;
+}
+
+function fillContent(content, message, isStreaming) {
+  if (message.role !== "assistant") {
+    content.textContent = message.content;
+    return;
+  }
+  if (isStreaming && !message.content) {
+    const dots = document.createElement("span");
+    dots.className = "typing";
+    dots.setAttribute("aria-label", "The model is thinking");
+    dots.append(document.createElement("i"), document.createElement("i"), document.createElement("i"));
+    content.replaceChildren(dots);
+    return;
+  }
+  content.replaceChildren(renderMarkdown(message.content, { onCopy: copyCode }));
+  if (isStreaming) {
+    const caret = document.createElement("span");
+    caret.className = "caret";
+    let target = content.lastElementChild || content;
+    if (target.classList.contains("code-block")) target = target.querySelector("code");
+    else if (/^(UL|OL)$/.test(target.nodeName) && target.lastElementChild) {
+      target = target.lastElementChild;
+    }
+    target.append(caret);
+  }
+}
+
+function statsText(stats) {
+  const parts = [];
+  if (Number.isFinite(stats.completion_tokens)) {
+    const approx = stats.usage ? "" : "~";
+    parts.push(`${approx}${stats.completion_tokens} tokens`);
+  }
+  if (Number.isFinite(stats.tokens_per_second)) {
+    parts.push(`${stats.tokens_per_second.toFixed(1)} tok/s`);
+  }
+  if (Number.isFinite(stats.prompt_tokens)) parts.push(`prompt ${stats.prompt_tokens} tokens`);
+  if (Number.isFinite(stats.first_token_ms)) {
+    parts.push(`first token ${(stats.first_token_ms / 1000).toFixed(2)} s`);
+  }
+  if (stats.finish === "stopped") parts.push("stopped");
+  else if (stats.finish === "length") parts.push("hit max tokens");
+  if (stats.model) parts.push(stats.model);
+  return parts.join(" · ");
+}
+
+let renderPending = false;
+
+/** Re-render the streaming reply at most once per frame. */
+function scheduleStreamRender() {
+  if (renderPending) return;
+  renderPending = true;
+  requestAnimationFrame(() => {
+    renderPending = false;
+    const s = state.streaming;
+    if (!s || s.conversationId !== state.activeId || !s.node) return;
+    const stick = nearBottom();
+    fillContent(s.node.querySelector(".content"), s.reply, true);
+    if (stick) scrollToBottom(true);
+  });
+}
+
+function nearBottom() {
+  const t = ui.thread;
+  return t.scrollHeight - t.scrollTop - t.clientHeight < 120;
+}
+
+function scrollToBottom(force) {
+  if (force || nearBottom()) ui.thread.scrollTop = ui.thread.scrollHeight;
+}
+
+async function copyCode(text, button) {
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    ok = true;
+  } catch {
+    // Clipboard API refused (permissions, insecure origin): fall back to a selection copy.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.className = "offscreen";
+    document.body.append(area);
+    area.select();
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+    area.remove();
+  }
+  button.textContent = ok ? "Copied" : "Copy failed";
+  button.classList.toggle("done", ok);
+  setTimeout(() => {
+    button.textContent = "Copy";
+    button.classList.remove("done");
+  }, 1500);
+}
+
+// ---------------------------------------------------------------- settings
+
+function renderSettings() {
+  const conversation = active();
+  if (!conversation) return;
+  const s = conversation.settings;
+  const ids = [...state.models];
+  if (s.model && !ids.includes(s.model)) ids.unshift(s.model);
+  const options = ids.map((id) => {
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = state.models.includes(id) || !state.models.length ? id : `${id} (not loaded)`;
+    return option;
+  });
+  if (!ids.length) {
+    const option = document.createElement("option");
+    option.value = "";
+    option.textContent = state.modelsError ? "Server unreachable" : "Loading models…";
+    options.push(option);
+  }
+  ui.model.replaceChildren(...options);
+  ui.model.value = s.model || ids[0] || "";
+  ui.system.value = s.system;
+  ui.temperature.value = String(s.temperature);
+  ui.temperatureValue.textContent = Number(s.temperature).toFixed(2);
+  ui.maxTokens.value = s.max_tokens == null ? "" : String(s.max_tokens);
+  setMaxTokensError(null);
+  ui.apiKey.value = state.apiKey;
+}
+
+function setMaxTokensError(text) {
+  ui.maxTokensError.textContent = text || "";
+  ui.maxTokensError.hidden = !text;
+  ui.maxTokens.setAttribute("aria-invalid", text ? "true" : "false");
+}
+
+/** Parse the max-tokens field: {value} (null = server default) or {error}. */
+function readMaxTokens() {
+  const raw = ui.maxTokens.value.trim();
+  if (raw === "") return { value: null };
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    return { error: `Max tokens must be a whole number of at least 1, not "${raw}".` };
+  }
+  return { value: n };
+}
+
+function toggleSettings(open) {
+  const show = open ?? ui.settings.hidden;
+  ui.settings.hidden = !show;
+  ui.settingsToggle.setAttribute("aria-expanded", String(show));
+  ui.app.classList.toggle("settings-open", show);
+}
+
+function bindSettings() {
+  ui.model.addEventListener("change", () => {
+    const conversation = active();
+    conversation.settings.model = ui.model.value;
+    persist();
+    renderHeader();
+  });
+  ui.system.addEventListener("input", () => {
+    active().settings.system = ui.system.value;
+    persist();
+  });
+  ui.temperature.addEventListener("input", () => {
+    const value = Number(ui.temperature.value);
+    active().settings.temperature = value;
+    ui.temperatureValue.textContent = value.toFixed(2);
+    persist();
+  });
+  ui.maxTokens.addEventListener("input", () => {
+    const parsed = readMaxTokens();
+    setMaxTokensError(parsed.error);
+    if (!parsed.error) {
+      active().settings.max_tokens = parsed.value;
+      persist();
+    }
+  });
+  ui.apiKey.addEventListener("change", () => {
+    state.apiKey = ui.apiKey.value.trim();
+    persist();
+    refreshModels();
+  });
+  ui.modelsRefresh.addEventListener("click", () => refreshModels());
+  ui.settings.addEventListener("submit", (event) => event.preventDefault());
+  ui.settingsToggle.addEventListener("click", () => toggleSettings());
+  ui.settingsClose.addEventListener("click", () => toggleSettings(false));
+}
+
+// ---------------------------------------------------------------- server
+
+function setStatus(kind, text) {
+  ui.status.dataset.state = kind;
+  ui.statusLabel.textContent = text;
+}
+
+async function refreshModels() {
+  setStatus("pending", "Connecting…");
+  try {
+    state.models = await listModels({ apiKey: state.apiKey });
+    state.modelsError = null;
+    const n = state.models.length;
+    setStatus(n ? "ok" : "warn", n ? `Connected · ${n} model${n === 1 ? "" : "s"}` : "No models loaded");
+  } catch (err) {
+    state.models = [];
+    state.modelsError = describeError(err);
+    setStatus("down", state.modelsError.title);
+  }
+  const conversation = active();
+  if (conversation && !conversation.settings.model && state.models.length) {
+    conversation.settings.model = state.models[0];
+    persist();
+  }
+  renderSettings();
+  renderHeader();
+  if (conversation && conversation.messages.length === 0) renderThread();
+}
+
+// ---------------------------------------------------------------- sending
+
+function setBusy(busy) {
+  document.body.dataset.streaming = busy ? "true" : "false";
+  ui.send.hidden = busy;
+  ui.stop.hidden = !busy;
+  ui.prompt.disabled = busy;
+  if (!busy) ui.prompt.focus();
+}
+
+function send() {
+  if (state.streaming) return;
+  const text = ui.prompt.value;
+  if (!text.trim()) return;
+  const conversation = active();
+  const maxTokens = readMaxTokens();
+  if (maxTokens.error) {
+    setMaxTokensError(maxTokens.error);
+    toggleSettings(true);
+    ui.maxTokens.focus();
+    return;
+  }
+  // An error left at the end of the thread is replaced by the new attempt.
+  dropTrailingErrors(conversation);
+  conversation.messages.push({ role: "user", content: text });
+  if (conversation.messages.filter((m) => m.role === "user").length === 1) {
+    conversation.title = titleFrom(text);
+  }
+  conversation.updated = Date.now();
+  ui.prompt.value = "";
+  autosize();
+  persist();
+  generate(conversation);
+}
+
+function retry(conversation) {
+  if (state.streaming) return;
+  dropTrailingErrors(conversation);
+  generate(conversation);
+}
+
+function dropTrailingErrors(conversation) {
+  while (conversation.messages.length && conversation.messages.at(-1).role === "error") {
+    conversation.messages.pop();
+  }
+}
+
+function requestMessages(conversation) {
+  const messages = [];
+  const system = conversation.settings.system.trim();
+  if (system) messages.push({ role: "system", content: system });
+  for (const m of conversation.messages) {
+    if (m.role === "user" || (m.role === "assistant" && m.content)) {
+      messages.push({ role: m.role, content: m.content });
+    }
+  }
+  return messages;
+}
+
+async function generate(conversation) {
+  if (!state.models.length) await refreshModels();
+  const settings = conversation.settings;
+  const model = settings.model || state.models[0];
+  if (!model) {
+    const problem = state.modelsError || {
+      title: "No model is loaded",
+      detail: "The server offers no models. Start it with one: fireside serve MODEL.",
+    };
+    conversation.messages.push({ role: "error", title: problem.title, content: problem.detail });
+    persist();
+    renderAll();
+    return;
+  }
+  const body = { model, messages: requestMessages(conversation), temperature: settings.temperature };
+  if (settings.max_tokens != null) body.max_tokens = settings.max_tokens;
+
+  const reply = { role: "assistant", content: "" };
+  conversation.messages.push(reply);
+  const controller = new AbortController();
+  state.streaming = { conversationId: conversation.id, reply, controller, node: null };
+  setBusy(true);
+  renderAll();
+
+  const started = performance.now();
+  let firstAt = null;
+  let lastAt = null;
+  let pieces = 0;
+  let usage = null;
+  let finish = null;
+  let failure = null;
+  try {
+    for await (const chunk of streamChat(body, { apiKey: state.apiKey, signal: controller.signal })) {
+      if (chunk.usage) usage = chunk.usage;
+      const choice = chunk.choices && chunk.choices[0];
+      if (!choice) continue;
+      const piece = choice.delta && choice.delta.content;
+      if (piece) {
+        lastAt = performance.now();
+        if (firstAt === null) firstAt = lastAt;
+        pieces += 1;
+        reply.content += piece;
+        scheduleStreamRender();
+      }
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  } catch (err) {
+    if (err && err.name === "AbortError") finish = "stopped";
+    else failure = err;
+  }
+
+  const stats = { model, finish, usage: Boolean(usage) };
+  if (usage) {
+    stats.completion_tokens = usage.completion_tokens;
+    stats.prompt_tokens = usage.prompt_tokens;
+  } else if (pieces) {
+    stats.completion_tokens = pieces; // one streamed piece is about one token
+  }
+  if (firstAt !== null) stats.first_token_ms = firstAt - started;
+  const generated = stats.completion_tokens;
+  if (firstAt !== null && lastAt > firstAt && generated > 1) {
+    stats.tokens_per_second = (generated - 1) / ((lastAt - firstAt) / 1000);
+  }
+  reply.stats = stats;
+  if (!reply.content) conversation.messages.splice(conversation.messages.indexOf(reply), 1);
+  if (failure) {
+    const problem = describeError(failure);
+    conversation.messages.push({ role: "error", title: problem.title, content: problem.detail });
+    if (failure instanceof ApiError && failure.status === 404) refreshModels();
+  }
+  conversation.updated = Date.now();
+  state.streaming = null;
+  persist();
+  setBusy(false);
+  renderAll();
+}
+
+function stop() {
+  if (state.streaming) state.streaming.controller.abort();
+}
+
+// ---------------------------------------------------------------- composer & layout
+
+function autosize() {
+  ui.prompt.style.height = "auto";
+  ui.prompt.style.height = `${Math.min(ui.prompt.scrollHeight, 240)}px`;
+}
+
+function bindComposer() {
+  ui.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  ui.prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  ui.prompt.addEventListener("input", autosize);
+  ui.stop.addEventListener("click", stop);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.streaming) stop();
+  });
+  ui.newChat.addEventListener("click", startNewConversation);
+  ui.sidebarToggle.addEventListener("click", () => {
+    ui.app.classList.add("sidebar-open");
+    ui.scrim.hidden = false;
+  });
+  ui.scrim.addEventListener("click", closeSidebar);
+}
+
+function closeSidebar() {
+  ui.app.classList.remove("sidebar-open");
+  ui.scrim.hidden = true;
+}
+
+function renderAll() {
+  renderList();
+  renderHeader();
+  renderThread();
+  renderSettings();
+}
+
+function reportCrash(message) {
+  // Never leave a blank page: show what broke where the conversation would be.
+  showNotice(`The page hit an unexpected error: ${message}. Reloading may help.`);
+}
+
+function main() {
+  window.addEventListener("error", (event) => reportCrash(event.message));
+  window.addEventListener("unhandledrejection", (event) =>
+    reportCrash(String((event.reason && event.reason.message) || event.reason)),
+  );
+  hydrateIcons();
+  const loaded = loadState();
+  state.conversations = loaded.conversations;
+  state.activeId = loaded.activeId;
+  state.apiKey = loaded.apiKey;
+  if (loaded.problem) showNotice(loaded.problem);
+  ensureConversation();
+  bindComposer();
+  bindSettings();
+  setBusy(false);
+  renderAll();
+  refreshModels();
+}
+
+main();

@@ -1,0 +1,113 @@
+// Conversations kept in the browser's localStorage, so they survive reloads.
+//
+// Shape (version 1):
+//   {version: 1, activeId, apiKey,
+//    conversations: [{id, title, created, updated,
+//                     settings: {model, system, temperature, max_tokens},
+//                     messages: [{role: "user"|"assistant"|"error", content, stats?, title?}]}]}
+// "error" messages are shown in the thread but never sent to the model.
+
+export const STORAGE_KEY = "fireside.chat.v1";
+
+export const DEFAULT_SETTINGS = Object.freeze({
+  model: "",
+  system: "",
+  temperature: 0.7,
+  max_tokens: 512,
+});
+
+function newId() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return `c${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`;
+}
+
+/** A fresh conversation, optionally inheriting settings (say, from the current one). */
+export function newConversation(settings = DEFAULT_SETTINGS) {
+  const now = Date.now();
+  return {
+    id: newId(),
+    title: "New chat",
+    created: now,
+    updated: now,
+    settings: { ...DEFAULT_SETTINGS, ...settings },
+    messages: [],
+  };
+}
+
+function sanitizeMessage(m) {
+  if (!m || typeof m !== "object") return null;
+  if (!["user", "assistant", "error"].includes(m.role)) return null;
+  const out = { role: m.role, content: typeof m.content === "string" ? m.content : "" };
+  if (m.stats && typeof m.stats === "object") out.stats = m.stats;
+  if (typeof m.title === "string") out.title = m.title;
+  return out;
+}
+
+function sanitizeConversation(c) {
+  if (!c || typeof c !== "object" || typeof c.id !== "string") return null;
+  const settings = { ...DEFAULT_SETTINGS };
+  const s = c.settings || {};
+  if (typeof s.model === "string") settings.model = s.model;
+  if (typeof s.system === "string") settings.system = s.system;
+  if (Number.isFinite(s.temperature)) settings.temperature = s.temperature;
+  if (s.max_tokens === null || Number.isInteger(s.max_tokens)) settings.max_tokens = s.max_tokens;
+  return {
+    id: c.id,
+    title: typeof c.title === "string" && c.title.trim() ? c.title : "New chat",
+    created: Number(c.created) || Date.now(),
+    updated: Number(c.updated) || Date.now(),
+    settings,
+    messages: Array.isArray(c.messages) ? c.messages.map(sanitizeMessage).filter(Boolean) : [],
+  };
+}
+
+/**
+ * Load the saved state. Unreadable data is not fatal: it is reported through `problem`
+ * and the page starts empty (the broken value is kept under a backup key).
+ * @returns {{conversations: object[], activeId: string|null, apiKey: string, problem: string|null}}
+ */
+export function loadState(storage = localStorage) {
+  const empty = { conversations: [], activeId: null, apiKey: "", problem: null };
+  let raw;
+  try {
+    raw = storage.getItem(STORAGE_KEY);
+  } catch (err) {
+    return { ...empty, problem: `Saved conversations are not available: ${err.message}` };
+  }
+  if (!raw) return empty;
+  try {
+    const data = JSON.parse(raw);
+    if (!data || !Array.isArray(data.conversations)) throw new Error("no conversation list");
+    const conversations = data.conversations.map(sanitizeConversation).filter(Boolean);
+    const activeId = conversations.some((c) => c.id === data.activeId) ? data.activeId : null;
+    return {
+      conversations,
+      activeId,
+      apiKey: typeof data.apiKey === "string" ? data.apiKey : "",
+      problem: null,
+    };
+  } catch (err) {
+    try {
+      storage.setItem(`${STORAGE_KEY}.broken`, raw);
+    } catch {
+      // Best effort only.
+    }
+    return { ...empty, problem: `Saved conversations could not be read (${err.message}).` };
+  }
+}
+
+/** Save the state; returns an error message when the browser refuses (quota, privacy mode). */
+export function saveState(state, storage = localStorage) {
+  const data = {
+    version: 1,
+    activeId: state.activeId,
+    apiKey: state.apiKey || "",
+    conversations: state.conversations,
+  };
+  try {
+    storage.setItem(STORAGE_KEY, JSON.stringify(data));
+    return null;
+  } catch (err) {
+    return `Conversations could not be saved: ${err.message}`;
+  }
+}
