@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Build llama.cpp's own benchmark tools from the vendored tree fireside is built from.
+
+The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
+``llama-completion`` and ``llama-batched-bench``, compiled from the same pinned source
+(``vendor/fetch_llama_cpp.py`` resolves it) with the same options that matter for speed
+as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
+They go into a separate build directory (default ``build/reference``) and are never part
+of the wheel.
+
+    python benchmarks/build_reference.py            # build (incremental; ccache if present)
+    python benchmarks/build_reference.py --print    # print the binaries' directory only
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("llama-bench", "llama-completion", "llama-batched-bench")
+DEFAULT_BUILD_DIR = ROOT / "build" / "reference"
+
+
+def llama_source() -> Path:
+    """The pinned llama.cpp tree (the last stdout line of the fetch script)."""
+    fetch = ROOT / "vendor" / "fetch_llama_cpp.py"
+    out = subprocess.run(
+        [sys.executable, str(fetch)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def configure_args(source: Path, build_dir: Path, *, portable: bool) -> list[str]:
+    """CMake arguments: only what the three tools need, built like the extension module."""
+    args = [
+        "cmake",
+        "-S",
+        str(source),
+        "-B",
+        str(build_dir),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+        f"-DGGML_NATIVE={'OFF' if portable else 'ON'}",
+        "-DGGML_RPC=ON",
+        # the tools live in tools/ and link llama-common; nothing else is needed
+        "-DLLAMA_BUILD_COMMON=ON",
+        "-DLLAMA_BUILD_TOOLS=ON",
+        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_TESTS=OFF",
+        "-DLLAMA_BUILD_SERVER=OFF",
+        "-DLLAMA_BUILD_APP=OFF",
+        "-DLLAMA_OPENSSL=OFF",
+    ]
+    if shutil.which("ninja"):
+        args += ["-G", "Ninja"]
+    if shutil.which("ccache"):
+        args += ["-DCMAKE_C_COMPILER_LAUNCHER=ccache", "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"]
+    return args
+
+
+def binaries_dir(build_dir: Path) -> Path:
+    return build_dir / "bin"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--portable", action="store_true", help="GGML_NATIVE=OFF")
+    parser.add_argument("--print", action="store_true", help="print the binaries' directory")
+    args = parser.parse_args(argv)
+    build_dir: Path = args.build_dir.resolve()
+    if args.print:
+        print(binaries_dir(build_dir))
+        return 0
+    for tool in ("cmake",):
+        if not shutil.which(tool):
+            print(f"build_reference: {tool} is not on PATH", file=sys.stderr)
+            return 2
+    source = llama_source()
+    print(f"build_reference: llama.cpp source {source}", file=sys.stderr)
+    subprocess.run(configure_args(source, build_dir, portable=args.portable), check=True)
+    build = ["cmake", "--build", str(build_dir), "--config", "Release", "-j", str(args.jobs)]
+    subprocess.run([*build, "--target", *TARGETS], check=True)
+    missing = [t for t in TARGETS if not (binaries_dir(build_dir) / t).exists()]
+    if missing:
+        print(f"build_reference: not built: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    print(binaries_dir(build_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""The benchmark suite: every measurement, both sides alternated, and the targets.
+
+:func:`run_suite` runs the sections in order (import, load, decode, generate, chat,
+server), each as warm-up rounds then ``runs`` measured rounds; in a round that has a
+reference, llama.cpp's tool runs first and fireside right after (A B A B ...), so drift
+on a shared machine hits both sides. It returns the results dict and the figures that
+:mod:`fireside.bench.report` writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fireside.bench.stats import Figure, ratio
+
+log = logging.getLogger("fireside.bench")
+
+SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
+
+
+@dataclass
+class BenchConfig:
+    """What to measure and how often. :meth:`quick` gives a seconds-long smoke run."""
+
+    model: Path
+    threads: int
+    out: Path
+    quick: bool = False
+    runs: int = 5
+    warmup: int = 1
+    reference_dir: Path | None = None
+    use_reference: bool = True
+    n_prompt: int = 512
+    n_gen: int = 128
+    chat_turns: int = 10
+    chat_reply_tokens: int = 32
+    concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    server_tokens: int = 128
+    server_prompt_tokens: int = 32
+    import_runs: int = 7
+    sections: tuple[str, ...] = SECTIONS
+
+    @classmethod
+    def quick_config(cls, model: Path, threads: int, out: Path, **over: Any) -> BenchConfig:
+        settings: dict[str, Any] = {
+            "quick": True,
+            "runs": 1,
+            "warmup": 1,
+            "n_prompt": 64,
+            "n_gen": 16,
+            "chat_turns": 3,
+            "chat_reply_tokens": 8,
+            "concurrency": [1, 2],
+            "server_tokens": 16,
+            "server_prompt_tokens": 16,
+            "import_runs": 2,
+        }
+        settings.update(over)
+        return cls(model=model, threads=threads, out=out, **settings)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("model", "out", "reference_dir"):
+            data[key] = None if data[key] is None else str(data[key])
+        data["sections"] = list(self.sections)
+        return data
+
+
+# (ratio key, label, ours figure, reference figure)
+COMPARISONS = [
+    ("decode.pp", "decode only, prompt pp{P}", "ours.decode.pp", "reference.bench.pp"),
+    ("decode.tg", "decode only, generation tg{G}", "ours.decode.tg", "reference.bench.tg"),
+    (
+        "generate.greedy",
+        "generate() greedy, {G} tokens",
+        "ours.generate.greedy",
+        "reference.completion.greedy",
+    ),
+    (
+        "generate.typical",
+        "generate() typical sampling",
+        "ours.generate.typical",
+        "reference.completion.typical",
+    ),
+    ("load", "model load", "ours.load_s", "reference.completion.load_s"),
+]
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    op: str  # ">=" or "<="
+    threshold: float
+
+    def check(self, value: float | None) -> dict[str, Any]:
+        met = (
+            None
+            if value is None
+            else (value >= self.threshold if self.op == ">=" else value <= self.threshold)
+        )
+        return {**asdict(self), "ratio": self.key, "value": value, "met": met}
+
+
+TARGETS = [
+    Target("decode.pp", "decode-only pp vs llama-bench", ">=", 0.98),
+    Target("decode.tg", "decode-only tg vs llama-bench", ">=", 0.98),
+    Target("generate.greedy", "greedy generate() vs llama-completion eval", ">=", 0.97),
+    Target("chat.ttft_last_over_first", "chat TTFT last turn / turn 1", "<=", 1.2),
+    Target("server.c8_vs_batched", "server 8 streams vs llama-batched-bench 8 seqs", ">=", 0.9),
+    Target("server.c8_vs_c1", "server 8 streams vs 1 stream", ">=", 1.5),
+    Target("rss.overhead_mb", "RSS after load - file - KV (MB)", "<=", 80.0),
+    Target("import_s", "import fireside (s)", "<=", 0.3),
+]
+
+
+class Suite:
+    """Holds the figures while the sections run."""
+
+    def __init__(self, config: BenchConfig, progress: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.figures: dict[str, Figure] = {}
+        self.ratios: dict[str, float | None] = {}
+        self.skipped: dict[str, str] = {}
+        self.notes: list[str] = []
+        self._progress = progress or (lambda message: log.info(message))
+        self.ref: Path | None = None
+        self.model: Any = None  # fireside.model.Model, loaded once for decode/generate/chat
+
+    def say(self, message: str) -> None:
+        self._progress(message)
+
+    def fig(self, key: str, unit: str, *, higher_is_better: bool = True) -> Figure:
+        if key not in self.figures:
+            self.figures[key] = Figure(key, unit, higher_is_better=higher_is_better)
+        return self.figures[key]
+
+    def rounds(self) -> range:
+        return range(self.config.warmup + self.config.runs)
+
+    def measured(self, i: int) -> bool:
+        return i >= self.config.warmup
+
+    # -- sections ----------------------------------------------------------------------
+
+    def run_import(self) -> None:
+        from fireside.bench.resources import import_seconds
+
+        fig = self.fig("ours.import_s", "s", higher_is_better=False)
+        import_seconds()  # warm the file cache
+        for _ in range(self.config.import_runs):
+            fig.add(import_seconds())
+        self.ratios["import_s"] = fig.median
+
+    def run_load(self) -> None:
+        from fireside.bench.resources import load_sample
+
+        cfg = self.config
+        load = self.fig("ours.load_s", "s", higher_is_better=False)
+        rss = self.fig("ours.rss_after_load", "B", higher_is_better=False)
+        rss_gen = self.fig("ours.rss_after_generate", "B", higher_is_better=False)
+        over = self.fig("ours.rss_overhead_load", "B", higher_is_better=False)
+        over_gen = self.fig("ours.rss_overhead_generate", "B", higher_is_better=False)
+        sample = None
+        for i in self.rounds():
+            sample = load_sample(cfg.model, threads=cfg.threads)
+            if not self.measured(i):
+                continue
+            load.add(sample.load_s)
+            rss.add(sample.rss_load)
+            rss_gen.add(sample.rss_generate)
+            over.add(sample.overhead_load)
+            over_gen.add(sample.overhead_generate)
+        if sample is not None:
+            self.fig("model.file_bytes", "B").add(sample.file_bytes)
+            self.fig("model.kv_bytes", "B").add(sample.kv_bytes)
+            self.fig("ours.rss_before_load", "B", higher_is_better=False).add(sample.rss_base)
+            self.notes.append(
+                f"memory: default context n_ctx={sample.n_ctx}; KV cache "
+                f"{sample.kv_bytes / 1e6:.1f} MB; file {sample.file_bytes / 1e6:.1f} MB; "
+                f"RSS before loading (Python, numpy, fireside) {sample.rss_base / 1e6:.1f} MB"
+            )
+        if over.median is not None:
+            self.ratios["rss.overhead_mb"] = over.median / 1e6
+
+    def _load_model(self) -> Any:
+        if self.model is None:
+            from fireside.model import Model
+
+            self.model = Model(self.config.model, n_threads=self.config.threads)
+        return self.model
+
+    def run_decode(self) -> None:
+        from fireside.bench import reference
+        from fireside.bench.decode import DecodeBench
+
+        cfg = self.config
+        model = self._load_model()
+        bench = DecodeBench(model.core, threads=cfg.threads, n_prompt=cfg.n_prompt, n_gen=cfg.n_gen)
+        pp, tg = self.fig("ours.decode.pp", "t/s"), self.fig("ours.decode.tg", "t/s")
+        rpp, rtg = self.fig("reference.bench.pp", "t/s"), self.fig("reference.bench.tg", "t/s")
+        try:
+            bench.warm_up()
+            for i in self.rounds():
+                if self.ref is not None:
+                    got = reference.run_llama_bench(
+                        self.ref,
+                        cfg.model,
+                        threads=cfg.threads,
+                        n_prompt=cfg.n_prompt,
+                        n_gen=cfg.n_gen,
+                    )
+                    if self.measured(i):
+                        rpp.samples += got[f"pp{cfg.n_prompt}"]
+                        rtg.samples += got[f"tg{cfg.n_gen}"]
+                a, b = bench.prompt_tokens_per_second(), bench.generation_tokens_per_second()
+                if self.measured(i):
+                    pp.add(a)
+                    tg.add(b)
+        finally:
+            bench.close()
+        self.ratios["decode.pp"] = ratio(pp, rpp)
+        self.ratios["decode.tg"] = ratio(tg, rtg)
+
+    def run_generate(self) -> None:
+        from fireside.bench import reference
+        from fireside.bench.generation import (
+            GREEDY,
+            PROMPT,
+            TYPICAL,
+            completion_sampling_args,
+            eog_tokens,
+            run_generate,
+        )
+
+        cfg = self.config
+        model = self._load_model()
+        ban = eog_tokens(model)
+        for name, settings in (("greedy", GREEDY), ("typical", TYPICAL)):
+            ours = self.fig(f"ours.generate.{name}", "t/s")
+            ref = self.fig(f"reference.completion.{name}", "t/s")
+            load = self.fig("reference.completion.load_s", "s", higher_is_better=False)
+            for i in self.rounds():
+                seed = 1000 + i
+                if self.ref is not None:
+                    t = reference.run_llama_completion(
+                        self.ref,
+                        cfg.model,
+                        PROMPT,
+                        threads=cfg.threads,
+                        n_predict=cfg.n_gen,
+                        n_ctx=model.n_ctx,
+                        sampling=completion_sampling_args(settings, seed),
+                    )
+                    if self.measured(i):
+                        ref.add(t.eval_tokens_per_second)
+                        if name == "greedy" and t.load_ms is not None:
+                            load.add(t.load_ms / 1000.0)
+                sample = run_generate(model, n_gen=cfg.n_gen, settings=settings, ban=ban, seed=seed)
+                if sample.n_tokens != cfg.n_gen:
+                    self.notes.append(
+                        f"generate {name}: {sample.n_tokens} tokens instead of {cfg.n_gen} "
+                        f"({sample.finish_reason})"
+                    )
+                if self.measured(i):
+                    ours.add(sample.tokens_per_second)
+            self.ratios[f"generate.{name}"] = ratio(ours, ref)
+
+    def run_chat(self) -> None:
+        from fireside.bench.chat import chat_ttft
+
+        cfg = self.config
+        model = self._load_model()
+        per_turn = [
+            self.fig(f"ours.chat.ttft.turn{n + 1}", "s", higher_is_better=False)
+            for n in range(cfg.chat_turns)
+        ]
+        for i in self.rounds():
+            times = chat_ttft(model, turns=cfg.chat_turns, reply_tokens=cfg.chat_reply_tokens)
+            if self.measured(i):
+                for fig, t in zip(per_turn, times):
+                    fig.add(t)
+        first, last = per_turn[0].median, per_turn[-1].median
+        self.ratios["chat.ttft_last_over_first"] = last / first if first and last else None
+
+    def run_server(self) -> None:
+        from fireside.bench import reference
+        from fireside.bench.serving import ServerBench
+
+        cfg = self.config
+        levels = list(cfg.concurrency)
+        n_ctx = max(levels) * (cfg.server_prompt_tokens + cfg.server_tokens + 64)
+        bench = ServerBench(
+            cfg.model,
+            threads=cfg.threads,
+            parallel=max(levels),
+            n_ctx=n_ctx,
+            prompt_tokens=cfg.server_prompt_tokens,
+            max_tokens=cfg.server_tokens,
+        )
+        try:
+            bench.start()
+            bench.warm_up()
+            for i in self.rounds():
+                if self.ref is not None:
+                    rows = reference.run_batched_bench(
+                        self.ref,
+                        cfg.model,
+                        threads=cfg.threads,
+                        n_prompt=bench.prompt_token_count,
+                        n_gen=cfg.server_tokens,
+                        parallel=levels,
+                        n_ctx=n_ctx,
+                    )
+                    if self.measured(i):
+                        for row in rows:
+                            self.fig(f"reference.batched.s_tg.c{row.b}", "t/s").add(row.s_tg)
+                for n in levels:
+                    got = bench.round(n)
+                    if self.measured(i):
+                        self.fig(f"server.aggregate.c{n}", "t/s").add(got.steady_tokens_per_second)
+                        self.fig(f"server.wall.c{n}", "t/s").add(got.wall_tokens_per_second)
+        finally:
+            bench.stop()
+        for n in levels:
+            self.ratios[f"server.c{n}_vs_batched"] = ratio(
+                self.figures.get(f"server.aggregate.c{n}"),
+                self.figures.get(f"reference.batched.s_tg.c{n}"),
+            )
+        if 1 in levels and 8 in levels:
+            self.ratios["server.c8_vs_c1"] = ratio(
+                self.figures["server.aggregate.c8"], self.figures["server.aggregate.c1"]
+            )
+
+    # -- the whole run -----------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from fireside.bench.machine import machine_info, versions
+        from fireside.bench.reference import find_reference_dir
+
+        cfg = self.config
+        if cfg.use_reference:
+            self.ref = find_reference_dir(cfg.reference_dir)
+            if self.ref is None:
+                self.skipped["reference"] = (
+                    "llama.cpp's tools are not built (python benchmarks/build_reference.py); "
+                    "fireside's side only"
+                )
+        runners: dict[str, Callable[[], None]] = {
+            "import": self.run_import,
+            "load": self.run_load,
+            "decode": self.run_decode,
+            "generate": self.run_generate,
+            "chat": self.run_chat,
+            "server": self.run_server,
+        }
+        started = time.time()
+        try:
+            for name in cfg.sections:
+                self.say(f"bench: {name} ...")
+                t0 = time.perf_counter()
+                try:
+                    runners[name]()
+                except Exception as e:
+                    log.debug("section %s failed", name, exc_info=True)
+                    self.skipped[name] = f"failed: {type(e).__name__}: {e}"
+                    self.notes.append(f"{name}: {traceback.format_exc(limit=3).strip()[-600:]}")
+                self.say(f"bench: {name} done in {time.perf_counter() - t0:.1f} s")
+        finally:
+            if self.model is not None:
+                self.model.close()
+        return self.results(machine_info(), versions(), started)
+
+    def results(
+        self, machine: dict[str, Any], vers: dict[str, Any], started: float
+    ) -> dict[str, Any]:
+        cfg = self.config
+        comparisons = []
+        for key, label, ours, ref in COMPARISONS:
+            if ours in self.figures:
+                comparisons.append(
+                    {
+                        "ratio": key,
+                        "label": label.format(P=cfg.n_prompt, G=cfg.n_gen),
+                        "ours": ours,
+                        "reference": ref if ref in self.figures else None,
+                    }
+                )
+                if key == "load":
+                    self.ratios["load"] = ratio(self.figures[ours], self.figures.get(ref))
+        for n in cfg.concurrency:
+            if f"server.aggregate.c{n}" in self.figures:
+                comparisons.append(
+                    {
+                        "ratio": f"server.c{n}_vs_batched",
+                        "label": f"server, {n} streams (aggregate)",
+                        "ours": f"server.aggregate.c{n}",
+                        "reference": f"reference.batched.s_tg.c{n}",
+                    }
+                )
+        return {
+            "fireside_bench": 1,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "duration_s": time.time() - started,
+            "machine": machine,
+            "versions": vers,
+            "model": {
+                "path": str(cfg.model),
+                "name": cfg.model.name,
+                "bytes": cfg.model.stat().st_size,
+            },
+            "config": cfg.to_json(),
+            "reference_dir": str(self.ref) if self.ref else None,
+            "comparisons": comparisons,
+            "ratios": self.ratios,
+            "targets": [t.check(self.ratios.get(t.key)) for t in TARGETS],
+            "skipped": self.skipped,
+            "notes": self.notes,
+        }
+
+
+def run_suite(
+    config: BenchConfig, progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], dict[str, Figure]]:
+    """Run the configured sections; ``(results, figures)`` for :func:`report.write`."""
+    suite = Suite(config, progress)
+    results = suite.run()
+    return results, suite.figures
