@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from fireside import _core
 
-PROMPT = "The capital of France is"
-
 
 @pytest.fixture(scope="session")
 def model(model_path: Path) -> Iterator[_core.Model]:
