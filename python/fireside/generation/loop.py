@@ -4,7 +4,9 @@ one token at a time in a plain Python generator, in the style of mlx-lm's ``gene
 :class:`ContextRunner` owns one single-sequence :class:`fireside._core.Context` and runs
 one generation at a time on it: a generation holds the runner's lock from its first token
 until it ends, is closed or is garbage-collected, so generations started from several
-threads are serialised (each waits its turn). The runner remembers which tokens its KV
+threads are serialised (each waits its turn). A thread that starts a generation while a
+stream it left unfinished still holds the model (``break`` keeps the iterator alive)
+ends that stream first (its finish reason becomes ``"cancelled"``). The runner remembers which tokens its KV
 cache holds; a new prompt keeps the longest common prefix and decodes only the rest.
 
 :class:`GenerationStream` is what a streaming generation returns: an iterator of text
@@ -18,7 +20,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -84,10 +87,11 @@ class _Run:
     never points at the stream), so dropping the stream frees the generator at once.
     """
 
-    __slots__ = ("callbacks", "cancelled", "result", "runner")
+    __slots__ = ("callbacks", "cancelled", "generator", "result", "runner")
 
     def __init__(self, runner: ContextRunner) -> None:
         self.runner = runner
+        self.generator: weakref.ref[Generator[str, None, None]] | None = None
         self.cancelled = False
         self.result: GenerationResult | None = None
         self.callbacks: list[DoneCallback] = []
@@ -205,6 +209,7 @@ class ContextRunner:
         """
         run = _Run(self)
         gen = _generate(self, run, prompt, sampler, max_tokens, stops, top_logprobs, callback)
+        run.generator = weakref.ref(gen)
         return GenerationStream(gen, run)
 
     def cancel(self) -> None:
@@ -230,10 +235,21 @@ class ContextRunner:
     def _acquire(self, run: _Run) -> None:
         me = threading.get_ident()
         if self._owner == me:
-            raise RuntimeError(
-                "this thread is still iterating another generation stream of this model; "
-                "finish or close() it before starting a new generation"
-            )
+            # This thread left a stream unfinished (``break`` keeps the iterator alive):
+            # it can never resume it while waiting here, so end it, as the docs say.
+            with self._guard:
+                old = self._active
+            gen = old.generator() if old is not None and old.generator is not None else None
+            try:
+                if gen is not None:
+                    gen.close()
+            except ValueError:  # "generator already executing": started from its callback
+                gen = None
+            if gen is None or self._owner == me:
+                raise RuntimeError(
+                    "a generation cannot start while this thread is running another one on "
+                    "the same model (from its callback)"
+                )
         self._lock.acquire()
         self._owner = me
         with self._guard:
