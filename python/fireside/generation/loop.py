@@ -321,7 +321,7 @@ def _generate(
     stops: Sequence[str],
     top_logprobs: int | None,
     callback: TokenCallback | None,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """The generation itself; see :meth:`ContextRunner.stream`."""
     runner._acquire(run)
     ctx, model = runner.ctx, runner.model
