@@ -107,7 +107,8 @@ class GenerationStream(Iterator[str]):
     Iterating runs the generation (holding the model); ``break``, :meth:`close` or dropping
     the stream stops decoding at once. After the last chunk, :attr:`result` holds the
     :class:`GenerationResult` (``finish_reason``, usage, timings). A stream that is never
-    iterated never touches the model.
+    iterated never touches the model. Chunks are whole characters: when the generation
+    ends in the middle of a multi-byte character, its first bytes are dropped.
     """
 
     __slots__ = ("_gen", "_run")
@@ -386,15 +387,10 @@ def _generate(
                     break
                 remember(token)
             ended = True
-            if not stopped:
-                tail = detok.flush()
-                if holdback is not None:
-                    if tail:
-                        tail, stopped = holdback.push(tail)
-                        if stopped:
-                            finish = "stop"
-                    if not stopped:
-                        tail += holdback.flush()
+            # The detokenizer may still hold the first bytes of a character the last token
+            # began: they are dropped (never emitted as a broken character).
+            if not stopped and holdback is not None:
+                tail = holdback.flush()
                 if tail:
                     pieces.append(tail)
                     yield tail
