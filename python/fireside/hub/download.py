@@ -124,7 +124,7 @@ def _network_error(what: str, exc: BaseException) -> DownloadError:
 
 def _translate(exc: Exception, *, what: str, repo: str | None = None) -> Exception:
     """Turn a huggingface_hub / HTTP error into fireside's error, with a useful message."""
-    from huggingface_hub.errors import (
+    from huggingface_hub.utils import (
         EntryNotFoundError,
         GatedRepoError,
         HfHubHTTPError,
@@ -165,7 +165,7 @@ def _translate(exc: Exception, *, what: str, repo: str | None = None) -> Excepti
 
 def _metadata(url: str, *, what: str, token: bool | None, repo: str | None = None) -> Any:
     from huggingface_hub import get_hf_file_metadata
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.utils import HfHubHTTPError, OfflineModeIsEnabled
 
     try:
         return get_hf_file_metadata(
@@ -242,8 +242,8 @@ def url_remote(url: str, *, sha256: str | None = None) -> Remote:
 def list_repo(repo: str, *, revision: str = "main") -> list[RepoFile]:
     """The files of a Hub repository (one listing request, paginated by the Hub)."""
     from huggingface_hub import HfApi
-    from huggingface_hub import RepoFile as HfRepoFile
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.hf_api import RepoFile as HfRepoFile
+    from huggingface_hub.utils import HfHubHTTPError, OfflineModeIsEnabled
 
     api = HfApi(endpoint=config.hub_endpoint(), library_name="fireside", library_version=_version())
     try:
@@ -342,6 +342,39 @@ def verify(path: Path, *, expected_sha256: str | None, actual_sha256: str, label
         )
 
 
+_RESUME_ATTEMPTS = 5
+
+
+def _transfer(remote: Remote, f: BinaryIO, sink: _Sink, have: int, *, name: str) -> None:
+    """GET the rest of the file into ``sink``; resume after a dropped connection.
+
+    huggingface_hub's ``http_get`` resumes by itself in recent versions; this loop gives
+    the same behaviour whatever the version, as long as each attempt makes progress.
+    """
+    from huggingface_hub.file_download import http_get
+
+    attempts = 0
+    while True:
+        try:
+            http_get(
+                remote.url,
+                sink,  # type: ignore[arg-type]
+                resume_size=have,
+                headers=remote.headers,
+                expected_size=remote.size,
+                displayed_filename=name,
+                **_http_get_kwargs(),
+            )
+            return
+        except _http.TransportError as e:
+            reached = f.tell()
+            attempts = attempts + 1 if reached <= have else 0
+            if not remote.identity or attempts >= _RESUME_ATTEMPTS or reached <= have:
+                raise
+            logger.info("%s: connection lost at %d bytes (%s); resuming", remote.label, reached, e)
+            have = reached
+
+
 def fetch(
     remote: Remote,
     dest: Path,
@@ -354,8 +387,7 @@ def fetch(
 
     With ``force``, an existing ``dest`` is replaced once the new copy has verified.
     """
-    from huggingface_hub.errors import HfHubHTTPError
-    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import HfHubHTTPError
 
     with store.locked(dest):
         if dest.is_file() and not force:
@@ -381,15 +413,7 @@ def fetch(
             f.seek(have)
             sink = _Sink(f, bar, hasher)
             try:
-                http_get(
-                    remote.url,
-                    sink,  # type: ignore[arg-type]
-                    resume_size=have,
-                    headers=remote.headers,
-                    expected_size=remote.size,
-                    displayed_filename=dest.name,
-                    **_http_get_kwargs(),
-                )
+                _transfer(remote, f, sink, have, name=dest.name)
                 f.flush()
                 os.fsync(f.fileno())
             except Cancelled:

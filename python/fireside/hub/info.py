@@ -32,9 +32,9 @@ class GGUFInfo:
     parameters: int | None  # None when the file does not say
     size_label: str | None  # the file's own label, e.g. "135M"
     quantization: str | None
-    context_length: int
-    n_layer: int
-    n_embd: int
+    context_length: int | None  # the trained context
+    n_layer: int | None
+    n_embd: int | None
     n_vocab: int
     vocab_type: str
     has_chat_template: bool
@@ -90,9 +90,10 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
             parameters=n_params if n_params > 0 else None,
             size_label=md.get("general.size_label"),
             quantization=_FILE_TYPES.get(file_type) if file_type is not None else None,
-            context_length=model.n_ctx_train,
-            n_layer=model.n_layer,
-            n_embd=model.n_embd,
+            # a vocabulary-only load leaves the hyper-parameters unset: read the metadata
+            context_length=model.n_ctx_train or _int(md.get(f"{arch}.context_length")),
+            n_layer=model.n_layer or _int(md.get(f"{arch}.block_count")),
+            n_embd=model.n_embd or _int(md.get(f"{arch}.embedding_length")),
             n_vocab=model.n_vocab,
             vocab_type=model.vocab_type,
             has_chat_template=model.chat_template() is not None,

@@ -97,7 +97,7 @@ def _fetch_catalog(
         if not entry.mirrors:
             raise
         failures.append(f"the Hub: {e}")
-        logger.warning("%s: the Hub failed (%s); trying its mirror", entry.name, e)
+        logger.info("%s: the Hub failed (%s); trying its mirror", entry.name, e)
     for m in entry.mirrors:
         try:
             assert entry.sha256 is not None  # the catalog guarantees it for mirrored entries
