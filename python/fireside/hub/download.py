@@ -45,15 +45,25 @@ from .formats import magic_format
 from .progress import Progress, ProgressSpec
 from .quants import RepoFile
 
-try:  # the HTTP client huggingface_hub uses: httpx2 from 2.0, httpx in 1.x
-    import httpx2 as _http
-except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
-    import httpx as _http  # type: ignore[no-redef]
-
 logger = logging.getLogger("fireside.hub")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1 << 20
+
+
+def _http() -> Any:
+    """The HTTP client module huggingface_hub uses (httpx2 from 2.0, httpx in 1.x).
+
+    Imported on first use, like huggingface_hub itself, so importing fireside stays fast.
+    """
+    try:
+        import httpx2
+
+        return httpx2
+    except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+        import httpx
+
+        return httpx
 
 
 def _version() -> str:
@@ -117,7 +127,7 @@ def _network_error(what: str, exc: BaseException) -> DownloadError:
     except (AttributeError, RuntimeError):
         url = what
     host = urlsplit(url).netloc or "the server"
-    if isinstance(exc, _http.TimeoutException):
+    if isinstance(exc, _http().TimeoutException):
         return DownloadError(f"{what}: {host} gave no answer within {config.hub_timeout():g} s")
     return DownloadError(f"{what}: cannot reach {host} ({exc})")
 
@@ -158,7 +168,7 @@ def _translate(exc: Exception, *, what: str, repo: str | None = None) -> Excepti
                 f"{what}: access denied (HTTP {status}); log in with `hf auth login` or set HF_TOKEN"
             )
         return DownloadError(f"{what}: the server answered HTTP {status}")
-    if isinstance(exc, _http.TransportError):
+    if isinstance(exc, _http().TransportError):
         return _network_error(what, exc)
     return DownloadError(f"{what}: {exc}")
 
@@ -176,7 +186,7 @@ def _metadata(url: str, *, what: str, token: bool | None, repo: str | None = Non
             library_version=_version(),
             endpoint=config.hub_endpoint(),
         )
-    except (HfHubHTTPError, OfflineModeIsEnabled, _http.TransportError) as e:
+    except (HfHubHTTPError, OfflineModeIsEnabled, _http().TransportError) as e:
         raise _translate(e, what=what, repo=repo) from e
 
 
@@ -248,7 +258,7 @@ def list_repo(repo: str, *, revision: str = "main") -> list[RepoFile]:
     api = HfApi(endpoint=config.hub_endpoint(), library_name="fireside", library_version=_version())
     try:
         tree = list(api.list_repo_tree(repo, recursive=True, revision=revision))
-    except (HfHubHTTPError, OfflineModeIsEnabled, _http.TransportError) as e:
+    except (HfHubHTTPError, OfflineModeIsEnabled, _http().TransportError) as e:
         raise _translate(e, what=repo, repo=repo) from e
     files = []
     for item in tree:
@@ -366,7 +376,7 @@ def _transfer(remote: Remote, f: BinaryIO, sink: _Sink, have: int, *, name: str)
                 **_http_get_kwargs(),
             )
             return
-        except _http.TransportError as e:
+        except _http().TransportError as e:
             reached = f.tell()
             attempts = attempts + 1 if reached <= have else 0
             if not remote.identity or attempts >= _RESUME_ATTEMPTS or reached <= have:
@@ -418,7 +428,7 @@ def fetch(
                 os.fsync(f.fileno())
             except Cancelled:
                 raise
-            except (HfHubHTTPError, _http.TransportError) as e:
+            except (HfHubHTTPError, _http().TransportError) as e:
                 if (
                     isinstance(e, HfHubHTTPError)
                     and e.response is not None

@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from ..errors import Cancelled
 
@@ -38,7 +37,7 @@ class Progress:
         self.done = initial
         self.total = total
         self._callback = spec if callable(spec) and not isinstance(spec, bool) else None
-        self._bar: tqdm | None = None
+        self._bar: Any = None
         bars_off = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").upper() in (
             "1",
             "TRUE",
@@ -46,6 +45,8 @@ class Progress:
             "YES",
         )
         if spec is True and not bars_off:
+            from tqdm.auto import tqdm
+
             self._bar = tqdm(
                 desc=desc,
                 total=total,
