@@ -304,9 +304,9 @@ function messageNode(message, index, conversation) {
     bubble.append(head, detail);
     const isLast = index === conversation.messages.length - 1;
     if (isLast && !state.streaming) {
-      const retry = textButton("Retry", "retry-btn", () => retry(conversation));
-      retry.prepend(icon("refresh"));
-      bubble.append(retry);
+      const again = textButton("Retry", "retry-btn", () => retry(conversation));
+      again.prepend(icon("refresh"));
+      bubble.append(again);
     }
     article.append(bubble);
     return article;
@@ -568,9 +568,7 @@ function send() {
   // An error left at the end of the thread is replaced by the new attempt.
   dropTrailingErrors(conversation);
   conversation.messages.push({ role: "user", content: text });
-  if (conversation.messages.filter((m) => m.role === "user").length === 1) {
-    conversation.title = titleFrom(text);
-  }
+  if (conversation.title === "New chat") conversation.title = titleFrom(text);
   conversation.updated = Date.now();
   ui.prompt.value = "";
   autosize();
