@@ -102,6 +102,7 @@ _EVAL = re.compile(
     r"\s*\(\s*[\d.]+ ms per token,\s*([\d.]+) tokens per second\)",
     re.MULTILINE,
 )
+_SAMPLING = re.compile(r"sampling time\s*=\s*([\d.]+) ms")
 _LOAD = re.compile(r"load time\s*=\s*([\d.]+) ms")
 _PROMPT_EVAL = re.compile(r"prompt eval time\s*=\s*([\d.]+) ms\s*/\s*(\d+) tokens")
 
@@ -116,6 +117,8 @@ class CompletionTimings:
     load_ms: float | None
     prompt_ms: float | None
     prompt_tokens: int | None
+    sampling_ms: float | None
+    """Time its sampler chain took (outside ``eval_ms``)."""
 
 
 def parse_llama_completion(text: str) -> CompletionTimings:
@@ -125,6 +128,7 @@ def parse_llama_completion(text: str) -> CompletionTimings:
         raise ReferenceError(f"no 'eval time' line in llama-completion's output: {text[-800:]!r}")
     load = _LOAD.search(text)
     prompt = _PROMPT_EVAL.search(text)
+    sampling = _SAMPLING.search(text)
     return CompletionTimings(
         eval_ms=float(m.group(1)),
         eval_runs=int(m.group(2)),
@@ -132,6 +136,7 @@ def parse_llama_completion(text: str) -> CompletionTimings:
         load_ms=float(load.group(1)) if load else None,
         prompt_ms=float(prompt.group(1)) if prompt else None,
         prompt_tokens=int(prompt.group(2)) if prompt else None,
+        sampling_ms=float(sampling.group(1)) if sampling else None,
     )
 
 

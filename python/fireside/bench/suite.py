@@ -262,6 +262,11 @@ class Suite:
                         ref.add(t.eval_tokens_per_second)
                         if name == "greedy" and t.load_ms is not None:
                             load.add(t.load_ms / 1000.0)
+                        if t.sampling_ms is not None:
+                            per_token = t.sampling_ms / max(1, t.eval_runs + 1)
+                            self.fig(
+                                f"reference.completion.{name}.sampling_ms_per_token", "ms"
+                            ).add(per_token)
                 sample = run_generate(model, n_gen=cfg.n_gen, settings=settings, ban=ban, seed=seed)
                 if sample.n_tokens != cfg.n_gen:
                     self.notes.append(
