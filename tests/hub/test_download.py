@@ -322,6 +322,8 @@ def test_repo_quant_downloads_every_part_of_a_split_model(
     path = resolve_model("acme/big-GGUF:Q4_0", progress=False)
     assert path.name == parts[0]
     assert (path.parent / parts[1]).read_bytes() == small_gguf
+    listed = [m for m in list_models(downloaded=True)]
+    assert [(m.name, m.path) for m in listed] == [(f"hf:acme/big-GGUF/Q4_0/{parts[0]}", path)]
     assert remove("acme/big-GGUF:Q4_0") == [path, path.parent / parts[1]]
 
 

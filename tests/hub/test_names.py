@@ -190,6 +190,15 @@ def test_a_directory_is_not_a_model(tmp_path: Path) -> None:
         resolve_model(tmp_path)
 
 
+def test_a_catalog_name_wins_over_a_folder_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mistral").mkdir()
+    monkeypatch.chdir(tmp_path)
+    ref = parse_model_name("mistral")
+    assert isinstance(ref, CatalogRef) and ref.entry.name == "mistral-7b-instruct-v0.3"
+
+
 def test_a_local_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
     page = tmp_path / "model.gguf"
     page.write_text("<html>not found</html>")

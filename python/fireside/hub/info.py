@@ -10,7 +10,7 @@ from typing import Any
 from . import store
 from .catalog import CatalogEntry
 from .names import CatalogRef, parse_model_name
-from .resolve import _check_local, find_local
+from .resolve import check_local, find_local
 
 # llama.cpp's llama_ftype values (include/llama.h), as GGUF stores them in general.file_type
 _FILE_TYPES = {
@@ -110,7 +110,7 @@ def show(name: str | os.PathLike[str]) -> ModelDetails:
     ref = parse_model_name(name)
     entry = ref.entry if isinstance(ref, CatalogRef) else None
     local = find_local(ref)
-    path = _check_local(local[0]) if local else None
+    path = check_local(local[0]) if local else None
     record = store.read_record(path) if path else None
     return ModelDetails(
         name=entry.name if entry else os.fspath(name),

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, OfflineError
-from . import config, store
+from . import config, quants, store
 from .catalog import CatalogEntry, catalog_entries
 from .names import CatalogRef, HubFile, HubQuant, LocalFile, UrlRef, parse_model_name
 from .progress import ProgressSpec, validate
-from .resolve import _check_local, fetch, find_local
+from .resolve import check_local, fetch, find_local
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ def list_models(*, kind: str | None = None, downloaded: bool | None = None) -> l
         rows.append(ModelListing(entry.name, entry, path is not None, path))
     if kind is None:
         for path in store.downloaded_files():
-            if path.resolve() in claimed:
+            if path.resolve() in claimed or quants.is_later_part(path.name):
                 continue
             record = store.read_record(path) or {}
             rows.append(ModelListing(str(record.get("name") or path.name), None, True, path))
-    elif kind is not None:
+    else:
         rows = [r for r in rows if r.kind == kind]
     if downloaded is not None:
         rows = [r for r in rows if r.downloaded == downloaded]
@@ -82,12 +82,12 @@ def pull(
     label = os.fspath(name)
     local = find_local(ref)
     if local and not force:
-        return _check_local(local[0])
+        return check_local(local[0])
     if isinstance(ref, LocalFile):
-        return _check_local(ref.path)
+        return check_local(ref.path)
     if config.is_offline():
         raise OfflineError(f"{label}: cannot download it while offline")
-    return _check_local(fetch(ref, progress=progress, force=force, requested=label))
+    return check_local(fetch(ref, progress=progress, force=force, requested=label))
 
 
 def _stored_paths(name: str | os.PathLike[str]) -> list[Path]:

@@ -176,14 +176,14 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
     if re.match(r"[a-z][a-z0-9+.-]*://", lowered):
         raise ValueError(f"{name!r}: only https:// (or http://) URLs are supported")
 
-    if path.exists():
-        raise ModelNotFoundError(f"{name}: is a directory, not a GGUF model file")
-    catalog = load_catalog()
     if "/" not in name and "\\" not in name:
-        found = catalog.find(name)
+        # a catalog name wins over a folder of the same name in the working directory
+        found = load_catalog().find(name)
         if found is not None:
             entry, replaced = found
             return CatalogRef(entry=entry, name=name, replaced=replaced)
+    if path.exists():
+        raise ModelNotFoundError(f"{name}: is a directory, not a GGUF model file")
     m = _REPO_QUANT.fullmatch(name)
     if m and ".." not in m["repo"].split("/") and not lowered.endswith((".gguf", ".bin")):
         quant = m["quant"]

@@ -30,6 +30,12 @@ class RepoFile:
     sha256: str | None = None
 
 
+def is_later_part(path: str) -> bool:
+    """Whether ``path`` is part 2 or later of a split model (listed under part 1)."""
+    m = _SPLIT.search(path)
+    return m is not None and int(m.group(1)) > 1
+
+
 def _stem(path: str) -> str:
     name = PurePosixPath(path).name
     name = _SPLIT.sub("", name)

@@ -35,7 +35,7 @@ from .progress import ProgressSpec, validate
 logger = logging.getLogger("fireside.hub")
 
 
-def _check_local(path: Path) -> Path:
+def check_local(path: Path) -> Path:
     """``path`` if it is a readable GGUF file; a clear error for GGML or anything else."""
     try:
         kind = file_format(path)
@@ -218,9 +218,9 @@ def resolve_model(
         )
     local = find_local(ref)
     if local:
-        return _check_local(local[0])
+        return check_local(local[0])
     if not allow_download:
         raise ModelNotFoundError(f"{label} is not downloaded (and downloading is not allowed)")
     if config.is_offline():
         raise OfflineError(f"{label} is not downloaded; run `fireside pull {label}` while online")
-    return _check_local(fetch(ref, progress=progress, requested=label))
+    return check_local(fetch(ref, progress=progress, requested=label))
