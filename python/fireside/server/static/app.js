@@ -320,7 +320,13 @@ function messageNode(message, index, conversation) {
   if (message.role === "assistant") {
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = message.stats ? statsText(message.stats) : "";
+    if (message.stats) {
+      for (const part of statsParts(message.stats)) {
+        const span = document.createElement("span");
+        span.textContent = part;
+        meta.append(span);
+      }
+    }
     bubble.append(meta);
   }
   article.append(bubble);
@@ -330,6 +336,7 @@ function messageNode(message, index, conversation) {
 function fillContent(content, message, isStreaming) {
   if (message.role !== "assistant") {
     content.textContent = message.content;
+    if (message.content.length > LONG_MESSAGE) clamp(content);
     return;
   }
   if (isStreaming && !message.content) {
@@ -353,7 +360,18 @@ function fillContent(content, message, isStreaming) {
   }
 }
 
-function statsText(stats) {
+const LONG_MESSAGE = 1200; // characters; longer user messages start folded
+
+function clamp(content) {
+  content.classList.add("clamped");
+  const toggle = textButton("Show all", "unclamp-btn", () => {
+    const folded = content.classList.toggle("clamped");
+    toggle.textContent = folded ? "Show all" : "Show less";
+  });
+  content.after(toggle);
+}
+
+function statsParts(stats) {
   const parts = [];
   if (Number.isFinite(stats.completion_tokens)) {
     const approx = stats.usage ? "" : "~";
@@ -369,7 +387,7 @@ function statsText(stats) {
   if (stats.finish === "stopped") parts.push("stopped");
   else if (stats.finish === "length") parts.push("hit max tokens");
   if (stats.model) parts.push(stats.model);
-  return parts.join(" · ");
+  return parts;
 }
 
 let renderPending = false;
