@@ -76,6 +76,8 @@ class Faults:
     hang_after: dict[str, int] = field(default_factory=dict)  # send N bytes, then stall
     stall: dict[str, float] = field(default_factory=dict)  # wait before answering
     bytes_per_second: float | None = None  # throttle every body
+    # hold every body until this many HEAD requests arrived (proves clients overlap)
+    hold_until_heads: int | None = None
 
 
 class FakeHub:
@@ -264,6 +266,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        if hub.faults.hold_until_heads is not None:
+            deadline = time.monotonic() + 30
+            while len(hub.requests("HEAD")) < hub.faults.hold_until_heads:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
         body = data[start:]
         cut = hub.fault(hub.faults.cut_after, key)
         if cut is not None:

@@ -116,6 +116,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
         time.sleep(0.05)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_a_killed_download_resumes_in_the_next_process(
     fake_hub: FakeHub, large_gguf: bytes, isolated_hub: Path
 ) -> None:
@@ -258,14 +259,15 @@ def test_two_processes_pulling_at_once_end_with_one_good_file(
     fake_hub: FakeHub, large_gguf: bytes, isolated_hub: Path
 ) -> None:
     fake_hub.add(REPO, FILE, large_gguf)
-    fake_hub.faults.bytes_per_second = 20 * 1024 * 1024  # about a second: the pulls overlap
+    fake_hub.faults.hold_until_heads = 2  # the transfer starts once both pulls asked for it
     children = [_spawn_pull(NAME) for _ in range(2)]
     outputs = [c.communicate(timeout=120) for c in children]
     for child, (out, err) in zip(children, outputs):
         assert child.returncode == 0, err
         assert Path(out.strip()) == final_path()
     assert sha256(final_path().read_bytes()) == sha256(large_gguf)
-    # the lock made the second process wait for the first instead of downloading again
+    # both went to the network, and the lock made one wait for the other's download
+    assert len(fake_hub.requests("HEAD", "/resolve/")) == 2
     assert len(fake_hub.requests("GET", "/cdn/")) == 1
     assert [p.name for p in store_files(isolated_hub) if ".incomplete" in p.name] == []
 
@@ -296,6 +298,12 @@ def test_progress_callback_sees_every_byte_and_can_cancel(
 def test_progress_must_be_a_bool_or_callable() -> None:
     with pytest.raises(TypeError, match="progress"):
         resolve_model(NAME, progress="yes")  # type: ignore[arg-type]
+
+
+def test_a_bad_timeout_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESIDE_HUB_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="FIRESIDE_HUB_TIMEOUT must be a number of seconds"):
+        resolve_model(NAME, progress=False)
 
 
 def test_repo_quant_picks_the_file_of_that_quantization(
