@@ -1,0 +1,198 @@
+"""Chat templates: turn a list of messages into the prompt text a model was trained on.
+
+Templates are Jinja, as on the Hugging Face Hub and in GGUF files
+(``tokenizer.chat_template``), rendered with Hugging Face's conventions in a bounded
+sandbox (:mod:`fireside.chat.sandbox`). Named fallbacks for models without a template
+live as data in ``builtin_templates.json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from fireside.chat.sandbox import TemplateEnvironment, render_bounded, size_of
+from fireside.errors import TemplateError
+
+if TYPE_CHECKING:
+    from fireside import _core
+
+_ENV = TemplateEnvironment()
+
+# Fallbacks by GGUF architecture, for models whose file carries no chat template.
+_ARCH_FALLBACKS = {
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "gemma3n": "gemma",
+    "phi3": "phi3",
+    "command-r": "command-r",
+    "cohere2": "command-r",
+    "deepseek": "deepseek",
+    "deepseek2": "deepseek",
+    "qwen": "chatml",
+    "qwen2": "chatml",
+    "qwen2moe": "chatml",
+    "qwen3": "chatml",
+    "qwen3moe": "chatml",
+}
+# For architectures shared by several chat formats: a marker token the vocabulary has.
+_MARKER_TOKENS = (
+    ("<|start_header_id|>", "llama3"),
+    ("<|im_start|>", "chatml"),
+    ("<｜User｜>", "deepseek3"),
+    ("<start_of_turn>", "gemma"),
+    ("[INST]", "mistral"),
+)
+_DEFAULT = "chatml"
+
+
+@functools.cache
+def _builtins() -> dict[str, dict[str, Any]]:
+    text = resources.files("fireside.chat").joinpath("builtin_templates.json").read_text("utf-8")
+    return {k: v for k, v in json.loads(text).items() if not k.startswith("$")}
+
+
+def builtin_template_names() -> list[str]:
+    """The names of the built-in chat templates."""
+    return sorted(_builtins())
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+class ChatTemplate:
+    """A compiled chat template.
+
+    ``source`` is Jinja text; ``bos_token``/``eos_token`` are the texts the template sees
+    as ``bos_token`` and ``eos_token``. Raises :class:`~fireside.errors.TemplateError`
+    when the source does not compile.
+    """
+
+    def __init__(
+        self, source: str, *, bos_token: str = "", eos_token: str = "", name: str | None = None
+    ) -> None:
+        if not isinstance(source, str) or not source.strip():
+            raise ValueError("a chat template must be a non-empty string")
+        for label, token in (("bos_token", bos_token), ("eos_token", eos_token)):
+            if not isinstance(token, str):
+                raise ValueError(f"{label} must be a string, got {token!r}")  # noqa: TRY004
+        self.source = source
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self.name = name
+        try:
+            self._template = _compile(source)
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(
+                f"chat template {self._label} has a syntax error on line {e.lineno}: {e.message}"
+            ) from None
+        except RecursionError:
+            raise TemplateError(f"chat template {self._label} is nested too deeply") from None
+        except (jinja2.TemplateError, TemplateError) as e:
+            raise TemplateError(f"chat template {self._label} does not compile: {e}") from None
+
+    @property
+    def _label(self) -> str:
+        return repr(self.name) if self.name else "(custom)"
+
+    def __repr__(self) -> str:
+        return f"ChatTemplate(name={self.name!r}, {len(self.source)} chars)"
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        **extra: Any,
+    ) -> str:
+        """The prompt text for ``messages`` (dicts with ``role`` and ``content``).
+
+        ``add_generation_prompt`` appends the opening of an assistant turn. ``tools`` (JSON
+        schemas of functions) and ``extra`` variables (``enable_thinking``, ``documents``,
+        ...) are passed to the template. Raises ``ValueError`` for malformed messages and
+        :class:`~fireside.errors.TemplateError` when the template fails, including its own
+        ``raise_exception(...)`` (with the template's message).
+        """
+        variables = {
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+            **extra,
+            "messages": _check_messages(messages),
+            "add_generation_prompt": bool(add_generation_prompt),
+            "tools": list(tools) if tools is not None else None,
+        }
+        return render_bounded(self._template, variables, size_of(variables, 1 << 30))
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def builtin(cls, name: str, *, bos_token: str = "", eos_token: str = "") -> ChatTemplate:
+        """A built-in template by name (see :func:`builtin_template_names`)."""
+        entry = _builtins().get(name)
+        if entry is None:
+            valid = ", ".join(builtin_template_names())
+            raise ValueError(f"unknown chat template name {name!r}; valid names: {valid}")
+        source = entry["template"]
+        if isinstance(source, list):
+            source = "".join(source)
+        return cls(source, bos_token=bos_token, eos_token=eos_token, name=name)
+
+    @classmethod
+    def for_model(cls, model: _core.Model, override: str | None = None) -> ChatTemplate:
+        """The template to use for ``model``.
+
+        In order: ``override`` (Jinja text if it contains ``{{`` or ``{%``, else a built-in
+        name), the GGUF's ``tokenizer.chat_template``, a built-in chosen by architecture
+        and vocabulary, else ChatML. ``bos_token``/``eos_token`` come from the vocabulary.
+        """
+        bos, eos = _token_text(model, model.bos), _token_text(model, model.eos)
+        if override is not None:
+            if not isinstance(override, str) or not override.strip():
+                raise ValueError("chat_template must be a Jinja template or a built-in name")
+            if "{{" in override or "{%" in override:
+                return cls(override, bos_token=bos, eos_token=eos, name="custom")
+            return cls.builtin(override.strip(), bos_token=bos, eos_token=eos)
+        source = model.chat_template()
+        if source:
+            return cls(source, bos_token=bos, eos_token=eos, name="gguf")
+        return cls.builtin(fallback_name(model), bos_token=bos, eos_token=eos)
+
+
+def fallback_name(model: _core.Model) -> str:
+    """The built-in template for a model without one, by architecture and vocabulary."""
+    name = _ARCH_FALLBACKS.get(model.architecture)
+    if name is not None:
+        return name
+    for marker, candidate in _MARKER_TOKENS:
+        if len(model.tokenize(marker, add_special=False, parse_special=True)) == 1:
+            return candidate
+    return "llama2" if model.architecture == "llama" and model.vocab_type == "spm" else _DEFAULT
+
+
+def _token_text(model: _core.Model, token: int) -> str:
+    if token < 0:
+        return ""
+    return model.token_to_piece(token, special=True).decode("utf-8", errors="replace")
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ValueError("messages must be a list of dicts with 'role' and 'content'")  # noqa: TRY004
+    checked = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ValueError(f"messages[{i}] must be a dict with 'role' and 'content'")  # noqa: TRY004
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"messages[{i}] needs a 'role' string, got {role!r}")
+        checked.append(dict(message))
+    return checked

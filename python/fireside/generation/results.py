@@ -1,0 +1,56 @@
+"""What a finished generation reports: text, tokens, why it ended, usage and timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "eos", "cancelled"]
+"""``stop``: a stop string matched; ``length``: ``max_tokens`` reached; ``eos``: the model
+ended its turn; ``cancelled``: the caller stopped it."""
+
+
+@dataclass
+class Usage:
+    """Token counts, in the shape of OpenAI's ``usage`` object."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass
+class Timings:
+    """Wall-clock timings of one generation, in milliseconds."""
+
+    prompt_ms: float
+    """Evaluating the prompt (the part not already in the KV cache)."""
+    generation_ms: float
+    """Sampling and decoding the completion."""
+    time_to_first_token_ms: float
+    """From the call until the first completion token was sampled."""
+    tokens_per_second: float
+    """Completion tokens per second of ``generation_ms``."""
+
+
+@dataclass
+class TokenLogprob:
+    """A sampled token with its log-probability and the most likely alternatives."""
+
+    token: int
+    text: str
+    logprob: float
+    top: list[tuple[str, float]]
+    """``(text, logprob)`` of the most likely tokens at this position, best first."""
+
+
+@dataclass
+class GenerationResult:
+    """The outcome of a generation: the text and why it ended."""
+
+    text: str
+    tokens: list[int]
+    finish_reason: FinishReason
+    usage: Usage
+    timings: Timings
+    logprobs: list[TokenLogprob] | None = None

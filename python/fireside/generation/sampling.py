@@ -1,0 +1,243 @@
+"""Sampling parameters, validated once, and the llama.cpp sampler chain they describe."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import secrets
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fireside import _core
+
+SEED_MAX = 2**32 - 1
+_LLAMA_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp reads this seed as "pick one at random"
+
+
+def _number(name: str, value: Any) -> float:
+    """``value`` as a finite float, or ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")  # noqa: TRY004
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an int (integral floats accepted), or ValueError naming ``name``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        return int(float(value))
+    raise ValueError(f"{name} must be an integer, got {value!r}")
+
+
+def _in_range(name: str, value: float, lo: float, hi: float, text: str) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be {text}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How the next token is chosen. Every field is checked on creation.
+
+    ``temperature == 0`` means greedy decoding (the truncation stages and ``seed`` then do
+    not matter). ``seed=None`` picks a fresh random seed each time a sampler is built.
+    ``logit_bias`` maps token ids to values added to their logits (``-inf`` bans a token).
+    ``grammar`` is a GBNF grammar that constrains the output.
+    """
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    logit_bias: dict[int, float] | None = None
+    grammar: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = _CHECKS.get(f.name)
+            if check is not None:
+                object.__setattr__(self, f.name, check(getattr(self, f.name)))
+
+    @property
+    def greedy(self) -> bool:
+        """Whether this picks the most likely token every time."""
+        return self.temperature == 0.0
+
+
+def _check_float(name: str, lo: float, hi: float, text: str, *, open_lo: bool = False) -> Any:
+    def check(value: Any) -> float:
+        value = _number(name, value)
+        _in_range(name, value, lo, hi, text)
+        if open_lo and value == lo:
+            raise ValueError(f"{name} must be {text}, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_int(name: str, lo: int, text: str) -> Any:
+    def check(value: Any) -> int:
+        value = _integer(name, value)
+        if value < lo:
+            raise ValueError(f"{name} must be {text}, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    value = _integer("seed", value)
+    if not 0 <= value <= SEED_MAX:
+        raise ValueError(f"seed must be None or an integer in [0, {SEED_MAX}], got {value!r}")
+    return value
+
+
+def _check_mirostat(value: Any) -> int:
+    value = _integer("mirostat", value)
+    if value not in (0, 1, 2):
+        raise ValueError(f"mirostat must be 0 (off), 1 or 2, got {value!r}")
+    return value
+
+
+def _check_logit_bias(value: Any) -> dict[int, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"logit_bias must be a dict of token id to float, got {value!r}")  # noqa: TRY004
+    checked: dict[int, float] = {}
+    for token, bias in value.items():
+        token = _integer("logit_bias token id", token)
+        if token < 0:
+            raise ValueError(f"logit_bias token id must be >= 0, got {token}")
+        if isinstance(bias, bool) or not isinstance(bias, numbers.Real) or math.isnan(bias):
+            raise ValueError(f"logit_bias[{token}] must be a number, got {bias!r}")
+        if float(bias) == math.inf:
+            raise ValueError(f"logit_bias[{token}] must be finite or -inf (to ban), got inf")
+        checked[token] = float(bias)
+    return checked
+
+
+def _check_grammar(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"grammar must be None or a non-empty GBNF string, got {value!r}")
+    return value
+
+
+_INF = math.inf
+_CHECKS: dict[str, Any] = {
+    "temperature": _check_float("temperature", 0.0, _INF, ">= 0"),
+    "top_k": _check_int("top_k", 0, ">= 0 (0 disables it)"),
+    "top_p": _check_float("top_p", 0.0, 1.0, "in [0, 1]"),
+    "min_p": _check_float("min_p", 0.0, 1.0, "in [0, 1]"),
+    "typical_p": _check_float("typical_p", 0.0, 1.0, "in (0, 1]", open_lo=True),
+    "repeat_penalty": _check_float("repeat_penalty", 0.0, _INF, "> 0", open_lo=True),
+    "repeat_last_n": _check_int("repeat_last_n", -1, ">= -1 (-1: the whole context)"),
+    "frequency_penalty": _check_float("frequency_penalty", -2.0, 2.0, "in [-2, 2]"),
+    "presence_penalty": _check_float("presence_penalty", -2.0, 2.0, "in [-2, 2]"),
+    "seed": _check_seed,
+    "mirostat": _check_mirostat,
+    "mirostat_tau": _check_float("mirostat_tau", 0.0, _INF, ">= 0"),
+    "mirostat_eta": _check_float("mirostat_eta", 0.0, _INF, "> 0", open_lo=True),
+    "dry_multiplier": _check_float("dry_multiplier", 0.0, _INF, ">= 0 (0 disables it)"),
+    "dry_base": _check_float("dry_base", 1.0, _INF, ">= 1"),
+    "dry_allowed_length": _check_int("dry_allowed_length", 0, ">= 0"),
+    "logit_bias": _check_logit_bias,
+    "grammar": _check_grammar,
+}
+
+
+def resolve_seed(seed: int | None) -> int:
+    """The seed to hand llama.cpp: a fresh random one for ``None``.
+
+    llama.cpp treats ``0xFFFFFFFF`` as "random", so that one value is mapped to
+    ``0xFFFFFFFE`` to keep every explicit seed reproducible.
+    """
+    if seed is None:
+        return secrets.randbelow(_LLAMA_RANDOM_SEED)
+    return _LLAMA_RANDOM_SEED - 1 if seed == _LLAMA_RANDOM_SEED else seed
+
+
+def build_sampler(
+    model: _core.Model, params: SamplingParams, *, n_ctx: int | None = None
+) -> _core.Sampler:
+    """Build the llama.cpp sampler chain that ``params`` describes.
+
+    Order: grammar (first, so no later stage can leave only forbidden tokens), logit
+    bias, penalties, DRY, then either greedy (``temperature == 0``), mirostat (temperature
+    then mirostat), or top-k, typical, top-p, min-p, temperature and a seeded draw.
+    Stages that would do nothing are left out. ``n_ctx`` is the context size that
+    ``repeat_last_n=-1`` stands for and that DRY looks back over (default: the model's
+    trained context).
+    Raises :class:`fireside.errors.GrammarError` for an invalid grammar and
+    ``ValueError`` for logit-bias token ids outside the vocabulary.
+    """
+    from fireside import _core
+
+    if params.logit_bias:
+        n_vocab = model.n_vocab
+        for token in params.logit_bias:
+            if token >= n_vocab:
+                raise ValueError(
+                    f"logit_bias token id {token} is out of range for a vocabulary of "
+                    f"{n_vocab} tokens"
+                )
+    sampler = _core.Sampler(model)
+    if params.grammar is not None:
+        sampler.add_grammar(params.grammar)
+    if params.logit_bias:
+        sampler.add_logit_bias(params.logit_bias)
+    context = n_ctx if n_ctx is not None else model.n_ctx_train
+    last_n = context if params.repeat_last_n == -1 else params.repeat_last_n
+    penalised = (
+        params.repeat_penalty != 1.0
+        or params.frequency_penalty != 0.0
+        or params.presence_penalty != 0.0
+    )
+    if penalised and last_n != 0:
+        sampler.add_penalties(
+            last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+        )
+    if params.dry_multiplier > 0.0:
+        sampler.add_dry(
+            params.dry_multiplier, params.dry_base, params.dry_allowed_length, last_n=context
+        )
+    if params.greedy:
+        return sampler.add_greedy()
+    seed = resolve_seed(params.seed)
+    if params.mirostat:
+        sampler.add_temperature(params.temperature)
+        if params.mirostat == 1:
+            return sampler.add_mirostat(seed, params.mirostat_tau, params.mirostat_eta)
+        return sampler.add_mirostat_v2(seed, params.mirostat_tau, params.mirostat_eta)
+    if params.top_k > 0:
+        sampler.add_top_k(params.top_k)
+    if params.typical_p < 1.0:
+        sampler.add_typical(params.typical_p)
+    if params.top_p < 1.0:
+        sampler.add_top_p(params.top_p)
+    if params.min_p > 0.0:
+        sampler.add_min_p(params.min_p)
+    sampler.add_temperature(params.temperature)
+    return sampler.add_dist(seed)
