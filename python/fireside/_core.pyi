@@ -127,7 +127,8 @@ class Model:
     @property
     def description(self) -> str: ...
     @property
-    def n_ctx_train(self) -> int: ...
+    def n_ctx_train(self) -> int:
+        """Trained context length (0 for a ``vocab_only`` load, like the other hyper-parameters)."""
     @property
     def n_embd(self) -> int: ...
     @property
