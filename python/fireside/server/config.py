@@ -1,0 +1,67 @@
+"""The server's settings, checked once when the app is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the server runs.
+
+    Args:
+        parallel: requests generated at the same time (slots of the shared context).
+        ctx_size: context of each slot in tokens, prompt plus completion (``None``: what
+            suits the model and this machine's memory, see :mod:`fireside.defaults`).
+        api_key: when set, ``/v1/*`` and ``/metrics`` require ``Authorization: Bearer KEY``.
+        model_id: the model name clients send and ``/v1/models`` lists (``None``: the
+            name the model was given by, or its file name without ``.gguf``).
+        max_queue: requests that may wait for a free slot; more get HTTP 503.
+        max_body_bytes: the largest request body accepted (HTTP 413 beyond).
+        max_tokens: the largest ``max_tokens`` a request may ask for (``None``: the slot
+            context).
+        max_embedding_inputs: the most texts one embeddings request may send.
+        n_threads: CPU threads (``None``: the physical cores).
+        n_batch: the most tokens evaluated in one decode step.
+        n_gpu_layers: layers to offload to a GPU (``None``: all when one is available).
+        chat_template: a Jinja template or built-in template name overriding the model's.
+    """
+
+    parallel: int = DEFAULT_PARALLEL
+    ctx_size: int | None = None
+    api_key: str | None = None
+    model_id: str | None = None
+    max_queue: int = 64
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_tokens: int | None = None
+    max_embedding_inputs: int = 2048
+    n_threads: int | None = None
+    n_batch: int = 512
+    n_gpu_layers: int | None = None
+    chat_template: str | None = None
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
+            if optional and value is None:
+                return
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                what = f"an integer >= {low}" + (" or None" if optional else "")
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+
+        positive("parallel", self.parallel)
+        positive("ctx_size", self.ctx_size, 64, optional=True)
+        positive("max_queue", self.max_queue, 0)
+        positive("max_body_bytes", self.max_body_bytes, 1024)
+        positive("max_tokens", self.max_tokens, optional=True)
+        positive("max_embedding_inputs", self.max_embedding_inputs)
+        positive("n_threads", self.n_threads, optional=True)
+        positive("n_batch", self.n_batch)
+        positive("n_gpu_layers", self.n_gpu_layers, -1, optional=True)
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
+            raise ValueError("api_key must be a non-empty string or None")
+        if self.model_id is not None and (not isinstance(self.model_id, str) or not self.model_id):
+            raise ValueError("model_id must be a non-empty string or None")

@@ -1,0 +1,158 @@
+"""Server counters, rendered in the Prometheus text format at ``GET /metrics``.
+
+Counters only grow; gauges (queue depth, active slots) are read from the engine when the
+page is rendered. Every update takes one lock, so the scheduler thread and the event loop
+may both record. The counters are also the proof of batching: ``decode_sequences_total /
+decode_steps_total`` is the mean number of sequences per decode step.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable
+
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Upper bounds (seconds) of the time-to-first-token histogram buckets."""
+
+
+class Histogram:
+    """A cumulative Prometheus histogram with fixed bucket bounds."""
+
+    def __init__(self, bounds: Iterable[float]) -> None:
+        self.bounds = tuple(sorted(bounds))
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def lines(self, name: str) -> list[str]:
+        out, running = [], 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts):
+            running += n
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f'{name}_bucket{{le="{le}"}} {running}')
+        out.append(f"{name}_sum {self.sum:.6f}")
+        out.append(f"{name}_count {self.count}")
+        return out
+
+
+class Metrics:
+    """Everything the server counts. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: Counter[str] = Counter()  # by endpoint
+        self.errors: Counter[int] = Counter()  # by HTTP status
+        self.finished: Counter[str] = Counter()  # generations by finish reason
+        self.prompt_tokens = 0
+        self.prompt_tokens_cached = 0
+        self.completion_tokens = 0
+        self.decode_steps = 0
+        self.decode_tokens = 0
+        self.decode_sequences = 0
+        self.decode_sequences_max = 0
+        self.ttft = Histogram(TTFT_BUCKETS)
+
+    def request(self, endpoint: str) -> None:
+        with self._lock:
+            self.requests[endpoint] += 1
+
+    def error(self, status: int) -> None:
+        with self._lock:
+            self.errors[status] += 1
+
+    def admitted(self, n_prompt: int, n_cached: int) -> None:
+        """A generation got a slot; ``n_cached`` prompt tokens were already in its cache."""
+        with self._lock:
+            self.prompt_tokens += n_prompt
+            self.prompt_tokens_cached += n_cached
+
+    def first_token(self, seconds: float) -> None:
+        with self._lock:
+            self.ttft.observe(seconds)
+
+    def step(self, n_tokens: int, n_sequences: int) -> None:
+        """One decode call of ``n_tokens`` tokens from ``n_sequences`` sequences."""
+        with self._lock:
+            self.decode_steps += 1
+            self.decode_tokens += n_tokens
+            self.decode_sequences += n_sequences
+            self.decode_sequences_max = max(self.decode_sequences_max, n_sequences)
+
+    def finish(self, reason: str, n_completion: int) -> None:
+        with self._lock:
+            self.finished[reason] += 1
+            self.completion_tokens += n_completion
+
+    def render(self, *, queue_depth: int, slots_active: int, slots_total: int) -> str:
+        """The Prometheus text exposition of every metric."""
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: Iterable[str]) -> None:
+            lines.append(f"# HELP fireside_{name} {help_}")
+            lines.append(f"# TYPE fireside_{name} {kind}")
+            lines.extend(f"fireside_{s}" for s in samples)
+
+        with self._lock:
+            metric(
+                "requests_total",
+                "counter",
+                "HTTP requests received, by endpoint.",
+                [f'requests_total{{endpoint="{k}"}} {v}' for k, v in sorted(self.requests.items())],
+            )
+            metric(
+                "request_errors_total",
+                "counter",
+                "Requests answered with an error, by HTTP status.",
+                [
+                    f'request_errors_total{{status="{k}"}} {v}'
+                    for k, v in sorted(self.errors.items())
+                ],
+            )
+            metric(
+                "generations_total",
+                "counter",
+                "Finished generations, by finish reason.",
+                [
+                    f'generations_total{{reason="{k}"}} {v}'
+                    for k, v in sorted(self.finished.items())
+                ],
+            )
+            simple = [
+                ("prompt_tokens_total", "Prompt tokens of admitted generations.",
+                 self.prompt_tokens),
+                ("prompt_tokens_cached_total",
+                 "Prompt tokens reused from a slot's KV cache (not evaluated again).",
+                 self.prompt_tokens_cached),
+                ("completion_tokens_total", "Tokens generated.", self.completion_tokens),
+                ("decode_steps_total", "Batched decode calls.", self.decode_steps),
+                ("decode_tokens_total", "Tokens evaluated by decode calls.", self.decode_tokens),
+                ("decode_sequences_total",
+                 "Sum over decode calls of the sequences in the batch.", self.decode_sequences),
+            ]  # fmt: skip
+            for name, help_, value in simple:
+                metric(name, "counter", help_, [f"{name} {value}"])
+            metric(
+                "decode_sequences_max",
+                "gauge",
+                "The most sequences decoded together in one step.",
+                [f"decode_sequences_max {self.decode_sequences_max}"],
+            )
+            metric(
+                "time_to_first_token_seconds",
+                "histogram",
+                "From a request's arrival to its first generated token.",
+                self.ttft.lines("time_to_first_token_seconds"),
+            )
+        metric(
+            "queue_depth", "gauge", "Requests waiting for a slot.", [f"queue_depth {queue_depth}"]
+        )
+        metric("slots_active", "gauge", "Slots generating now.", [f"slots_active {slots_active}"])
+        metric("slots_total", "gauge", "Parallel slots.", [f"slots_total {slots_total}"])
+        return "\n".join(lines) + "\n"

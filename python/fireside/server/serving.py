@@ -1,0 +1,559 @@
+"""Serving the OpenAI endpoints: requests become engine jobs, results become responses.
+
+:class:`Service` (kept on ``app.state.service``) owns the loaded model, the batching
+engine and the embedder. Each handler checks the request, renders and tokenizes the
+prompt, builds the job's sampler, submits the job, and answers either with one JSON body
+or with a Server-Sent Events stream ending in ``data: [DONE]``. A client that goes away
+cancels its job, which frees the slot at the engine's next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from starlette.types import Receive, Scope, Send
+
+from fireside.errors import ContextLengthError, FiresideError
+from fireside.generation.results import TokenLogprob
+from fireside.generation.sampling import SEED_MAX, SamplingParams, build_sampler
+from fireside.server import protocol as p
+from fireside.server.errors import APIError, bad_request, from_exception, validation_error
+from fireside.server.jobs import Job
+
+if TYPE_CHECKING:
+    from fireside.embeddings import Embedder
+    from fireside.model import Model
+    from fireside.server.config import ServerConfig
+    from fireside.server.engine import Engine
+
+_FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
+_DONE = "data: [DONE]\n\n"
+_STREAM_ERRORS = (FiresideError, ValueError, RuntimeError)
+
+
+def _sse(payload: BaseModel | dict[str, Any]) -> str:
+    data = payload.model_dump_json() if isinstance(payload, BaseModel) else json.dumps(payload)
+    return f"data: {data}\n\n"
+
+
+class EventStream(StreamingResponse):
+    """An SSE response that runs ``on_close`` however it ends (finished, client gone)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+async def parse_body(request: Request, model: type[p._Request]) -> Any:
+    """The request's JSON body validated as ``model`` (400 in OpenAI's shape otherwise).
+
+    Any content type is accepted (``curl -d`` sends a form type), the body must be JSON.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("The request body is empty; send a JSON object.")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as e:
+        raise validation_error(e.errors(include_url=False)) from None
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _collect(job: Job, request: Request) -> tuple[str, list[TokenLogprob]] | None:
+    """All of a job's text, or ``None`` when the client disconnected first (job cancelled)."""
+
+    async def gather() -> tuple[str, list[TokenLogprob]]:
+        parts: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        async for chunk in job.events():
+            parts.append(chunk.text)
+            logprobs.extend(chunk.logprobs)
+        return "".join(parts), logprobs
+
+    result = asyncio.ensure_future(gather())
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({result, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if result.done():
+            return result.result()
+        job.cancel()
+        result.cancel()
+        return None
+    finally:
+        watcher.cancel()
+        if not result.done():
+            result.cancel()
+
+
+def _token_bytes(text: str) -> list[int]:
+    return list(text.encode("utf-8"))
+
+
+def _chat_logprobs(items: list[TokenLogprob]) -> p.ChatLogprobs:
+    return p.ChatLogprobs(
+        content=[
+            p.TokenLogprobEntry(
+                token=lp.text,
+                logprob=lp.logprob,
+                bytes=_token_bytes(lp.text),
+                top_logprobs=[
+                    p.TopLogprob(token=t, logprob=v, bytes=_token_bytes(t)) for t, v in lp.top
+                ],
+            )
+            for lp in items
+        ]
+    )
+
+
+def _completion_logprobs(items: list[TokenLogprob], offset: int) -> p.CompletionLogprobs:
+    offsets = []
+    for lp in items:
+        offsets.append(offset)
+        offset += len(lp.text)
+    return p.CompletionLogprobs(
+        tokens=[lp.text for lp in items],
+        token_logprobs=[lp.logprob for lp in items],
+        top_logprobs=[dict(lp.top) for lp in items],
+        text_offset=offsets,
+    )
+
+
+def _usage(job: Job) -> p.Usage:
+    assert job.result is not None
+    usage = job.result.usage
+    return p.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+class Service:
+    """The model, the engine and the request handlers of one server."""
+
+    def __init__(
+        self,
+        model: Model,
+        engine: Engine,
+        config: ServerConfig,
+        model_id: str,
+        *,
+        owns_model: bool,
+    ) -> None:
+        self.model = model
+        self.core = model.core
+        self.engine = engine
+        self.config = config
+        self.model_id = model_id
+        self.created = int(time.time())
+        self._names = {model_id, model.name, model.path.name}
+        self._owns_model = owns_model
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        limit = engine.n_ctx_seq - 1
+        self.max_tokens_limit = min(config.max_tokens or limit, limit)
+
+    def close(self) -> None:
+        """Stop the engine and free what this service loaded."""
+        self.engine.stop()
+        if self._embedder is not None:
+            self._embedder.close()
+        if self._owns_model:
+            self.model.close()
+
+    # -- checks ------------------------------------------------------------------------
+
+    def check_model(self, name: str) -> None:
+        if name not in self._names:
+            raise APIError(
+                404,
+                f"The model '{name}' does not exist. This server serves '{self.model_id}'.",
+                param="model",
+                code="model_not_found",
+            )
+
+    def _max_tokens(self, requested: int | None, n_prompt: int) -> int:
+        if requested is not None and requested > self.max_tokens_limit:
+            raise bad_request(
+                f"max_tokens is {requested}, but this server allows at most "
+                f"{self.max_tokens_limit} tokens per completion.",
+                param="max_tokens",
+            )
+        room = self.engine.n_ctx_seq - n_prompt
+        return room if requested is None else min(requested, room)
+
+    def _check_prompt(self, n_prompt: int, param: str) -> None:
+        if n_prompt >= self.engine.n_ctx_seq:
+            raise from_exception(
+                ContextLengthError(
+                    "prompt too long", n_prompt_tokens=n_prompt, n_ctx=self.engine.n_ctx_seq
+                ),
+                param=param,
+            )
+
+    def _sampler(self, req: p._GenerationRequest, grammar: str | None) -> Any:
+        options: dict[str, Any] = {}
+        for name in (
+            "temperature",
+            "top_p",
+            "top_k",
+            "min_p",
+            "repeat_penalty",
+            "presence_penalty",
+            "frequency_penalty",
+        ):
+            value = getattr(req, name)
+            if value is not None:
+                options[name] = value
+        if req.seed is not None:
+            options["seed"] = req.seed & SEED_MAX  # OpenAI takes any 64-bit integer
+        if req.logit_bias:
+            options["logit_bias"] = {int(k): v for k, v in req.logit_bias.items()}
+        try:
+            params = SamplingParams(grammar=grammar, **options)
+            return build_sampler(self.core, params, n_ctx=self.engine.n_ctx_seq)
+        except ValueError as e:
+            param = "response_format" if grammar is not None and "grammar" in str(e) else None
+            raise from_exception(e, param=param) from None
+
+    def _submit(self, job: Job) -> None:
+        try:
+            self.engine.submit(job)
+        except (FiresideError, ValueError) as e:
+            raise from_exception(e) from None
+
+    # -- chat --------------------------------------------------------------------------
+
+    def _chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
+        from fireside.chat.session import validate_messages
+
+        try:
+            checked = validate_messages(messages)
+            text = self.model.chat_template.render(checked, add_generation_prompt=True)
+        except (ValueError, TypeError) as e:
+            raise from_exception(e, param="messages") from None
+        return self.model.tokenize_rendered(text)
+
+    @staticmethod
+    def _grammar(response_format: Any) -> str | None:
+        if response_format is None or response_format.type == "text":
+            return None
+        from fireside.generation.json_schema import json_schema_to_grammar
+
+        schema: Any = {"type": "object"}
+        if (
+            response_format.type == "json_schema"
+            and response_format.json_schema.schema_ is not None
+        ):
+            schema = response_format.json_schema.schema_
+        try:
+            return json_schema_to_grammar(schema)
+        except ValueError as e:
+            raise bad_request(f"Invalid JSON schema: {e}", param="response_format") from None
+
+    async def chat(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        req: p.ChatCompletionRequest = await parse_body(request, p.ChatCompletionRequest)
+        self.check_model(req.model)
+        if req.stream_options is not None and not req.stream:
+            raise bad_request(
+                "stream_options is only allowed when stream is true.", param="stream_options"
+            )
+        if req.top_logprobs is not None and not req.logprobs:
+            raise bad_request("top_logprobs requires logprobs to be true.", param="top_logprobs")
+        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages)
+        self._check_prompt(len(tokens), "messages")
+        requested = req.max_completion_tokens or req.max_tokens
+        max_tokens = self._max_tokens(requested, len(tokens))
+        sampler = self._sampler(req, self._grammar(req.response_format))
+        top = (req.top_logprobs or 0) if req.logprobs else None
+        job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
+        self._submit(job)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            return EventStream(
+                self._chat_events(job, cid, created, req.include_usage, top is not None),
+                job.cancel,
+            )
+        collected = await _collect(job, request)
+        if collected is None:
+            return Response(status_code=499)
+        text, logprobs = collected
+        assert job.result is not None
+        body = p.ChatCompletion(
+            id=cid,
+            created=created,
+            model=self.model_id,
+            choices=[
+                p.ChatChoice(
+                    message=p.ChatMessage(content=text),
+                    logprobs=_chat_logprobs(logprobs) if top is not None else None,
+                    finish_reason=_FINISH[job.result.finish_reason],
+                )
+            ],
+            usage=_usage(job),
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    async def _chat_events(
+        self, job: Job, cid: str, created: int, include_usage: bool, with_logprobs: bool
+    ) -> AsyncIterator[str]:
+        def chunk(
+            delta: p.ChatDelta, finish: str | None = None, logprobs: p.ChatLogprobs | None = None
+        ) -> str:
+            choice = p.ChatChunkChoice(delta=delta, logprobs=logprobs, finish_reason=finish)
+            return _sse(
+                p.ChatCompletionChunk(
+                    id=cid, created=created, model=self.model_id, choices=[choice]
+                )
+            )
+
+        yield chunk(p.ChatDelta(role="assistant", content=""))
+        try:
+            async for event in job.events():
+                logprobs = _chat_logprobs(event.logprobs) if with_logprobs else None
+                yield chunk(p.ChatDelta(content=event.text), logprobs=logprobs)
+        except _STREAM_ERRORS as e:  # the headers are sent: report it in the stream
+            yield _sse(from_exception(e).body())
+            yield _DONE
+            return
+        assert job.result is not None
+        yield chunk(p.ChatDelta(), finish=_FINISH[job.result.finish_reason])
+        if include_usage:
+            yield _sse(
+                p.ChatCompletionChunk(
+                    id=cid, created=created, model=self.model_id, choices=[], usage=_usage(job)
+                )
+            )
+        yield _DONE
+
+    # -- text completions --------------------------------------------------------------
+
+    def _completion_prompt(self, prompt: Any) -> list[int]:
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], (str, list)):
+            if len(prompt) != 1:
+                raise bad_request(
+                    f"Only one prompt per request is supported, got {len(prompt)}.",
+                    param="prompt",
+                )
+            prompt = prompt[0]
+        if isinstance(prompt, str):
+            tokens = self.core.tokenize(prompt, add_special=True, parse_special=True)
+        else:
+            n_vocab = self.core.n_vocab
+            bad = next((t for t in prompt if not 0 <= t < n_vocab), None)
+            if bad is not None:
+                raise bad_request(
+                    f"The prompt contains {bad}, which is not a token id (0..{n_vocab - 1}).",
+                    param="prompt",
+                )
+            tokens = list(prompt)
+        if not tokens:
+            raise bad_request("The prompt is empty.", param="prompt")
+        return tokens
+
+    async def completion(self, request: Request) -> Response:
+        """``POST /v1/completions``."""
+        req: p.CompletionRequest = await parse_body(request, p.CompletionRequest)
+        self.check_model(req.model)
+        if req.stream_options is not None and not req.stream:
+            raise bad_request(
+                "stream_options is only allowed when stream is true.", param="stream_options"
+            )
+        tokens = await anyio.to_thread.run_sync(self._completion_prompt, req.prompt)
+        self._check_prompt(len(tokens), "prompt")
+        max_tokens = self._max_tokens(req.max_tokens, len(tokens))
+        sampler = self._sampler(req, None)
+        job = Job(
+            tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=req.logprobs
+        )
+        self._submit(job)
+        cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            return EventStream(
+                self._completion_events(job, cid, created, req.include_usage), job.cancel
+            )
+        collected = await _collect(job, request)
+        if collected is None:
+            return Response(status_code=499)
+        text, logprobs = collected
+        assert job.result is not None
+        body = p.Completion(
+            id=cid,
+            created=created,
+            model=self.model_id,
+            choices=[
+                p.CompletionChoice(
+                    text=text,
+                    logprobs=_completion_logprobs(logprobs, 0)
+                    if req.logprobs is not None
+                    else None,
+                    finish_reason=_FINISH[job.result.finish_reason],
+                )
+            ],
+            usage=_usage(job),
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    async def _completion_events(
+        self, job: Job, cid: str, created: int, include_usage: bool
+    ) -> AsyncIterator[str]:
+        def chunk(text: str, finish: str | None = None, logprobs: Any = None) -> str:
+            choice = p.CompletionChoice(text=text, logprobs=logprobs, finish_reason=finish)
+            return _sse(
+                p.Completion(id=cid, created=created, model=self.model_id, choices=[choice])
+            )
+
+        offset = 0
+        try:
+            async for event in job.events():
+                logprobs = None
+                if job.top_logprobs is not None:
+                    logprobs = _completion_logprobs(event.logprobs, offset)
+                offset += len(event.text)
+                yield chunk(event.text, logprobs=logprobs)
+        except _STREAM_ERRORS as e:  # the headers are sent: report it in the stream
+            yield _sse(from_exception(e).body())
+            yield _DONE
+            return
+        assert job.result is not None
+        yield chunk("", finish=_FINISH[job.result.finish_reason])
+        if include_usage:
+            yield _sse(
+                p.Completion(
+                    id=cid, created=created, model=self.model_id, choices=[], usage=_usage(job)
+                )
+            )
+        yield _DONE
+
+    # -- embeddings --------------------------------------------------------------------
+
+    def _get_embedder(self) -> Embedder:
+        with self._embedder_lock:
+            if self._embedder is None:
+                from fireside.embeddings import Embedder
+
+                self._embedder = Embedder(self.model)
+            return self._embedder
+
+    def _embed(self, texts: list[Any]) -> tuple[Any, int]:
+        embedder = self._get_embedder()
+        n_tokens = 0
+        for i, text in enumerate(texts):
+            n = len(self.core.tokenize(text, add_special=True))
+            if n > embedder.max_text_tokens:
+                raise APIError(
+                    400,
+                    f"input[{i}] has {n} tokens, but this model embeds at most "
+                    f"{embedder.max_text_tokens} tokens per input. Please shorten it.",
+                    param="input",
+                    code="context_length_exceeded",
+                )
+            n_tokens += n
+        try:
+            vectors = embedder.embed(texts)
+        except (ValueError, TypeError) as e:
+            raise from_exception(e, param="input") from None
+        return vectors, n_tokens
+
+    async def embeddings(self, request: Request) -> Response:
+        """``POST /v1/embeddings``."""
+        req: p.EmbeddingRequest = await parse_body(request, p.EmbeddingRequest)
+        self.check_model(req.model)
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if not texts:
+            raise bad_request("input must not be empty.", param="input")
+        if not all(isinstance(t, str) for t in texts):
+            raise bad_request(
+                "Token-id input is not supported by this server; send the text itself.",
+                param="input",
+            )
+        if len(texts) > self.config.max_embedding_inputs:
+            raise bad_request(
+                f"input has {len(texts)} items; at most {self.config.max_embedding_inputs} "
+                "are allowed per request.",
+                param="input",
+            )
+        for i, text in enumerate(texts):
+            if not text:
+                raise bad_request(f"input[{i}] is empty.", param="input")
+        vectors, n_tokens = await anyio.to_thread.run_sync(self._embed, texts)
+        width = vectors.shape[1]
+        if req.dimensions is not None and req.dimensions != width:
+            raise bad_request(
+                f"dimensions is {req.dimensions}, but this model's embeddings have {width} "
+                "dimensions (they cannot be shortened).",
+                param="dimensions",
+            )
+        data = []
+        for i, vector in enumerate(vectors):
+            embedding: list[float] | str
+            if req.encoding_format == "base64":
+                embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+            else:
+                embedding = vector.tolist()
+            data.append(p.EmbeddingData(index=i, embedding=embedding))
+        body = p.EmbeddingList(
+            data=data,
+            model=self.model_id,
+            usage=p.EmbeddingUsage(prompt_tokens=n_tokens, total_tokens=n_tokens),
+        )
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    # -- models, health, metrics -------------------------------------------------------
+
+    def model_card(self) -> p.ModelCard:
+        return p.ModelCard(id=self.model_id, created=self.created)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        engine = self.engine
+        ok = engine.running
+        return (200 if ok else 503), {
+            "status": "ok" if ok else "error",
+            "model": self.model_id,
+            "slots_total": engine.parallel,
+            "slots_active": engine.active_slots,
+            "queue_depth": engine.queue_depth,
+        }
+
+    def metrics_text(self) -> str:
+        engine = self.engine
+        return engine.metrics.render(
+            queue_depth=engine.queue_depth,
+            slots_active=engine.active_slots,
+            slots_total=engine.parallel,
+        )
+
+
+def default_model_id(model: str | os.PathLike[str], path: os.PathLike[str] | str) -> str:
+    """The id clients use: the catalog name given, else the file name without ``.gguf``."""
+    name = os.fspath(model)
+    if os.path.exists(name):
+        return os.path.basename(os.fspath(path)).removesuffix(".gguf")
+    return name
