@@ -1,0 +1,49 @@
+"""``fireside version`` and ``fireside devices``: what this installation can do."""
+
+from __future__ import annotations
+
+import typer
+
+
+def _memory(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n else "-"
+
+
+def version() -> None:
+    """Show fireside's version and the llama.cpp it was built with."""
+    import platform
+
+    from fireside import __version__, _core
+
+    print(f"fireside {__version__}")
+    print(f"llama.cpp {_core.LLAMA_CPP_COMMIT}")
+    print(f"python {platform.python_version()} ({platform.system()} {platform.machine()})")
+
+
+def devices() -> None:
+    """List the compute devices llama.cpp can use."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from fireside import _core
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("NAME", "TYPE", "DESCRIPTION", "FREE", "TOTAL"):
+        table.add_column(column)
+    for device in _core.devices():
+        table.add_row(
+            device.name,
+            device.type,
+            device.description,
+            _memory(device.memory_free),
+            _memory(device.memory_total),
+        )
+    console = Console(soft_wrap=False)
+    console.print(table)
+    offload = "yes" if _core.supports_gpu_offload() else "no"
+    console.print(f"\nGPU offload in this build: {offload}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("version")(version)
+    app.command("devices")(devices)

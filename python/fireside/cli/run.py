@@ -1,0 +1,119 @@
+"""``fireside run [MODEL] PROMPT``: one answer, streamed to stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from fireside.cli.common import load_model, read_text_file, writer
+from fireside.cli.errors import CLIError
+
+RAW_DEFAULT_MAX_TOKENS = 256
+"""Without a chat template a model rarely ends by itself: stop here unless told."""
+
+
+def _split_arguments(arguments: list[str]) -> tuple[str | None, str]:
+    if len(arguments) == 1:
+        return None, arguments[0]
+    if len(arguments) == 2:
+        return arguments[0], arguments[1]
+    raise CLIError(
+        f"expected [MODEL] PROMPT, got {len(arguments)} arguments (quote a prompt that has spaces)",
+        exit_code=2,
+    )
+
+
+def _read_schema(path: str) -> dict[str, Any]:
+    text = read_text_file(path, "--json-schema")
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CLIError(f"--json-schema: {path} is not valid JSON: {e}") from e
+    if not isinstance(schema, (dict, bool)):
+        raise CLIError(f"--json-schema: {path} must hold a JSON object (a schema)")
+    return schema  # type: ignore[return-value]
+
+
+def run(
+    arguments: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[MODEL] PROMPT",
+            help="Model name or .gguf path (optional), then the prompt; '-' reads it from stdin.",
+        ),
+    ],
+    system: Annotated[str | None, typer.Option("--system", "-s", help="System message.")] = None,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 is greedy.")] = 0.8,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            "-n",
+            min=1,
+            help="Most tokens to generate (default: until the answer ends; 256 with --raw).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Makes the output reproducible.")
+    ] = None,
+    json_schema: Annotated[
+        str | None,
+        typer.Option(
+            "--json-schema", metavar="FILE", help="Answer with JSON valid under this JSON Schema."
+        ),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Continue the prompt as is (no chat template).")
+    ] = False,
+    ctx_size: Annotated[
+        int | None, typer.Option("--ctx-size", "-c", min=64, help="Context size in tokens.")
+    ] = None,
+) -> None:
+    """Answer one prompt, streaming the reply to stdout."""
+    name, prompt = _split_arguments(arguments)
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise CLIError("the prompt is empty")
+    if raw and system is not None:
+        raise CLIError("--system needs the chat template; it cannot be used with --raw")
+    schema = _read_schema(json_schema) if json_schema is not None else None
+    model = load_model(name, n_ctx=ctx_size, seed=seed)
+    try:
+        target: Any
+        if raw:
+            target = prompt
+            max_tokens = max_tokens or RAW_DEFAULT_MAX_TOKENS
+        else:
+            messages = [{"role": "user", "content": prompt}]
+            if system is not None:
+                messages.insert(0, {"role": "system", "content": system})
+            target = model.apply_chat_template(messages, tokenize=True)
+        stream = model.generate(
+            target,
+            stream=True,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            json_schema=schema,
+        )
+        write = writer()
+        last = ""
+        try:
+            for text in stream:
+                write(text)
+                last = text
+        except KeyboardInterrupt:
+            stream.close()
+            write("\n")
+            raise
+        if not last.endswith("\n"):
+            write("\n")
+    finally:
+        model.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", no_args_is_help=True)(run)

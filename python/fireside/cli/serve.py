@@ -1,0 +1,145 @@
+"""``fireside serve [MODEL]``: the OpenAI-compatible server on uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from typing import Annotated
+
+import typer
+
+from fireside.cli.common import load_model, model_name
+from fireside.cli.errors import CLIError
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A bound, listening socket, or a CLIError saying why not (port taken, bad host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise CLIError(f"cannot listen on {host}: {e.strerror}") from e
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    model: Annotated[
+        str | None, typer.Argument(help="Model name or .gguf path (default: the default model).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on.")
+    ] = 8080,
+    parallel: Annotated[
+        int, typer.Option("--parallel", "-np", min=1, help="Requests generated at the same time.")
+    ] = 4,
+    ctx_size: Annotated[
+        int | None,
+        typer.Option(
+            "--ctx-size",
+            "-c",
+            min=64,
+            help="Context of each request (prompt plus reply) in tokens.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="FIRESIDE_API_KEY",
+            help="Require 'Authorization: Bearer KEY' (also FIRESIDE_API_KEY).",
+        ),
+    ] = None,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            "--max-queue", min=0, help="Requests that may wait for a free slot (then HTTP 503)."
+        ),
+    ] = 64,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+    ] = None,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-template",
+            help="A Jinja template or built-in template name overriding the model's.",
+        ),
+    ] = None,
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /."""
+    import uvicorn
+
+    from fireside.cli.app import settings
+    from fireside.server import ServerConfig, create_app
+    from fireside.server.serving import default_model_id
+
+    if not is_loopback(host) and api_key is None:
+        print(
+            f"warning: listening on {host} without --api-key: anyone who can reach this "
+            "machine can use the model",
+            file=sys.stderr,
+        )
+    sock = _listen(host, port)
+    try:
+        name = model_name(model)
+        loaded = load_model(name, embedding=True, n_threads=threads, chat_template=chat_template)
+        try:
+            config = ServerConfig(
+                parallel=parallel,
+                ctx_size=ctx_size,
+                api_key=api_key,
+                model_id=default_model_id(name, loaded.path),
+                max_queue=max_queue,
+                n_threads=threads,
+            )
+            app = create_app(loaded, config)
+            service = app.state.service
+            bound = sock.getsockname()
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            print(
+                f"fireside: serving {service.model_id} at http://{shown}:{bound[1]} "
+                f"({parallel} slots of {service.engine.n_ctx_seq} tokens); Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    log_level="info" if settings.verbose else "warning",
+                    access_log=settings.verbose,
+                    timeout_graceful_shutdown=5,
+                )
+            )
+            server.run(sockets=[sock])
+        finally:
+            loaded.close()
+    finally:
+        sock.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
