@@ -140,12 +140,15 @@ def test_decode_releases_the_gil(new_context: ContextFactory, long_prompt: list[
     ctx = new_context(n_ctx=512)
     thread, _, record = long_decode_in_thread(ctx, long_prompt)
     count = 0
+    ran_during_decode = False
     while thread.is_alive():  # pure Python work, only possible while decode runs GIL-free
         count += 1
+        if count == 20_000:
+            ran_during_decode = thread.is_alive()
+            break
     thread.join()
     took = record["end"] - record["start"]
-    assert took > 0.05, "the decode was too quick to tell"
-    assert count > 10_000, f"Python ran only {count} iterations during a {took:.2f}s decode"
+    assert ran_during_decode, f"Python ran only {count} iterations during a {took:.2f}s decode"
 
 
 def test_calls_wait_for_a_running_decode(
