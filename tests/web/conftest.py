@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-N_CTX = 2048  # small, so "context too long" is cheap to provoke
+N_CTX = 2048  # tokens per request: small, so "context too long" is cheap to provoke
 
 
 @dataclass
@@ -44,7 +44,7 @@ def start_server(model_path: Path) -> LiveServer:
     import uvicorn
     from fireside.server.app import create_app
 
-    app = create_app(str(model_path), n_ctx=N_CTX)
+    app = create_app(model_path, ctx_size=N_CTX, parallel=2)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
