@@ -1,0 +1,137 @@
+"""Cancellation: model.cancel() from another thread, leaving a stream, async task cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fireside.generation.results import GenerationResult
+from fireside.model import Model
+
+
+@pytest.fixture(scope="module")
+def model(model_path: Path) -> Iterator[Model]:
+    with Model(model_path, n_ctx=4096, n_threads=1) as m:
+        yield m
+
+
+def _long_prompt(model: Model, n: int = 2000) -> list[int]:
+    tokens = model.tokenize("The quick brown fox jumps over the lazy dog. " * (n // 8))
+    assert len(tokens) >= n
+    return tokens[:n]
+
+
+def test_cancel_interrupts_a_long_prompt(model: Model) -> None:
+    model.reset()
+    tokens = _long_prompt(model)
+    results: list[GenerationResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(model.generate(tokens, max_tokens=5, temperature=0))
+    )
+    thread.start()
+    time.sleep(0.3)  # well inside the prompt evaluation (seconds on this machine)
+    start = time.perf_counter()
+    model.cancel()
+    thread.join(timeout=10)
+    elapsed = time.perf_counter() - start
+    print(f"cancel returned after {elapsed * 1000:.1f} ms")
+    assert not thread.is_alive()
+    assert elapsed < 0.5
+    (result,) = results
+    assert result.finish_reason == "cancelled"
+    assert result.tokens == []
+    assert model.stats.last_prompt_tokens_evaluated < len(tokens)
+    # the model works normally afterwards, and from a consistent cache
+    after = model.generate("Hello", max_tokens=3, temperature=0)
+    model.reset()
+    assert model.generate("Hello", max_tokens=3, temperature=0).tokens == after.tokens
+
+
+def test_cancel_during_generation(model: Model) -> None:
+    stream = model.generate("Once upon a time", max_tokens=200, temperature=0, stream=True)
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        if len(chunks) == 3:
+            threading.Thread(target=model.cancel).start()
+            time.sleep(0.2)
+    assert stream.result is not None
+    assert stream.result.finish_reason == "cancelled"
+    assert len(stream.result.tokens) < 20
+    assert "".join(chunks) == stream.result.text
+
+
+def test_cancel_when_idle_does_not_affect_the_next_generation(model: Model) -> None:
+    model.cancel()
+    assert model.generate("Hello", max_tokens=3, temperature=0).finish_reason != "cancelled"
+
+
+def test_leaving_a_stream_stops_decoding(model: Model) -> None:
+    before = model.stats.n_generated_tokens
+    stream = model.generate("Once upon a time", max_tokens=200, temperature=0, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    del stream  # garbage: the generation ends now
+    gc.collect()
+    assert model.stats.n_generated_tokens - before <= 4
+    # and the model is free for the next generation, from this or another thread
+    other: list[str] = []
+    t = threading.Thread(target=lambda: other.append(model.generate("Hi", max_tokens=2).text))
+    t.start()
+    t.join(timeout=30)
+    assert other
+
+
+def test_break_then_generate_in_the_same_thread(model: Model) -> None:
+    stream = model.generate("Once upon a time", max_tokens=100, temperature=0, stream=True)
+    for i, _ in enumerate(stream):
+        if i == 1:
+            break
+    # the abandoned stream still exists; a new generation ends it instead of waiting for it
+    assert model.generate("Hi", max_tokens=2, temperature=0).usage.completion_tokens >= 1
+    assert stream.result is not None
+    assert stream.result.finish_reason == "cancelled"
+    assert list(stream) == []
+
+
+def test_close_and_cancel_on_the_stream(model: Model) -> None:
+    stream = model.generate("Once upon a time", max_tokens=100, temperature=0, stream=True)
+    next(stream)
+    stream.close()
+    assert stream.result is not None
+    assert stream.result.finish_reason == "cancelled"
+
+    stream = model.generate("Once upon a time", max_tokens=100, temperature=0, stream=True)
+    next(stream)
+    stream.cancel()
+    rest = list(stream)
+    assert stream.result is not None
+    assert stream.result.finish_reason == "cancelled"
+    assert len(rest) <= 1
+
+    never = model.generate("Once upon a time", max_tokens=5, stream=True)
+    never.cancel()  # cancelled before it starts: no token is generated
+    assert list(never) == []
+    assert never.result is not None
+    assert never.result.finish_reason == "cancelled"
+
+
+def test_cancelling_the_async_task_stops_the_generation(model: Model) -> None:
+    async def main() -> GenerationResult:
+        task = asyncio.create_task(model.agenerate("Once upon a time", max_tokens=400))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return await asyncio.wait_for(model.agenerate("Hi", max_tokens=2), timeout=30)
+
+    before = model.stats.n_generated_tokens
+    result = asyncio.run(main())
+    assert result.usage.completion_tokens >= 1
+    assert model.stats.n_generated_tokens - before < 100
