@@ -38,13 +38,15 @@ class LiveServer:
             raise RuntimeError("the test server did not shut down within 30 s")
 
 
-def start_server(model_path: Path) -> LiveServer:
-    """Start the real app on 127.0.0.1 with a free port and wait until it answers."""
+def start_server(model_path: Path, **options: Any) -> LiveServer:
+    """Start the real app on 127.0.0.1 with a free port and wait until it answers.
+    ``options`` go to ``create_app`` (``api_key``, ...)."""
     import httpx
     import uvicorn
     from fireside.server.app import create_app
 
-    app = create_app(model_path, ctx_size=N_CTX, parallel=2)
+    app = create_app(model_path, **{"ctx_size": N_CTX, "parallel": 2, **options})
+    headers = {"Authorization": f"Bearer {options['api_key']}"} if "api_key" in options else {}
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -56,7 +58,7 @@ def start_server(model_path: Path) -> LiveServer:
     deadline = time.monotonic() + 120
     while True:
         try:
-            response = httpx.get(f"{url}/v1/models", timeout=5)
+            response = httpx.get(f"{url}/v1/models", headers=headers, timeout=5)
             if response.status_code == 200:
                 break
         except httpx.TransportError:
@@ -97,6 +99,7 @@ class PageWatch:
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     chat_requests: list[dict[str, Any]] = field(default_factory=list)
+    chat_request_headers: list[dict[str, str]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
 
@@ -116,6 +119,7 @@ def page(browser: Any, watch: PageWatch) -> Iterator[Any]:
         watch.requests.append(request.url)
         if request.url.endswith("/v1/chat/completions") and request.method == "POST":
             watch.chat_requests.append(request.post_data_json)
+            watch.chat_request_headers.append(request.headers)
 
     def on_dialog(dialog: Any) -> None:
         watch.dialogs.append(dialog.message)

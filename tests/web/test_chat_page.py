@@ -63,6 +63,7 @@ def test_reply_streams_token_by_token(
     )
     assert page.locator(".conv-item.active .conv-open").inner_text().startswith("Name three")
     assert page.locator("#prompt").is_enabled()
+    page.click("#settings-close")
     page.screenshot(path=str(artifacts / "chat-reply.png"))
     assert not watch.page_errors and not watch.console_errors
 
@@ -344,3 +345,33 @@ def test_503_and_midstream_errors_are_readable(page: Any, live_server: LiveServe
     wait_idle(page)
     assert last_reply(page).locator(".content").inner_text() == "Partial answer"
     assert "decode failed" in page.locator(".message.error").inner_text()
+
+
+def test_api_key_is_asked_for_and_sent(page: Any, model_path: Path, watch: PageWatch) -> None:
+    server = start_server(model_path, api_key="sesame")
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_selector("#server-status[data-state=down]")
+        assert "API key" in page.locator("#server-status").inner_text()
+        assert "API key" in page.locator(".empty").inner_text()
+
+        open_settings(page)
+        page.fill("#api-key", "sesame")
+        page.press("#api-key", "Enter")  # change event: the model list is fetched again
+        page.wait_for_selector("#server-status[data-state=ok]")
+        page.fill("#max-tokens", "4")
+        send(page, "Hi")
+        wait_idle(page)
+        assert last_reply(page).locator(".content").inner_text().strip()
+        request = watch.chat_request_headers[-1]
+        assert request["authorization"] == "Bearer sesame"
+
+        # A wrong key is named as the problem in the thread.
+        page.fill("#api-key", "wrong")
+        page.press("#api-key", "Enter")
+        page.wait_for_selector("#server-status[data-state=down]")
+        send(page, "Hi again")
+        wait_idle(page)
+        assert "needs an API key" in page.locator(".message.error").inner_text()
+    finally:
+        server.stop()
