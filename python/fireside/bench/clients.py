@@ -95,17 +95,20 @@ class RoundResult:
 
 
 def run_round(
-    host: str, port: int, n: int, request: dict[str, Any], *, timeout: float = 600
+    host: str, port: int, requests: list[dict[str, Any]], *, timeout: float = 600
 ) -> RoundResult:
-    """Run ``n`` identical streaming requests at once; their aggregate throughputs."""
-    body = json.dumps({**request, "stream": True, "stream_options": {"include_usage": True}})
+    """Send these streaming ``/v1/completions`` requests at once, one client each; their
+    aggregate throughputs."""
+    n = len(requests)
+    bodies = [
+        json.dumps({**r, "stream": True, "stream_options": {"include_usage": True}}).encode()
+        for r in requests
+    ]
     records = [StreamRecord(t_start=0.0) for _ in range(n)]
     barrier = threading.Barrier(n)
     threads = [
-        threading.Thread(
-            target=_stream_one, args=(host, port, body.encode(), rec, barrier), daemon=True
-        )
-        for rec in records
+        threading.Thread(target=_stream_one, args=(host, port, body, rec, barrier), daemon=True)
+        for body, rec in zip(bodies, records)
     ]
     for t in threads:
         t.start()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import typer
 
-from fireside.cli import chat, info, models, run, serve
+from fireside.cli import bench, chat, info, models, run, serve
 from fireside.cli.errors import describe
 
 app = typer.Typer(
@@ -67,6 +67,7 @@ chat.register(app)
 serve.register(app)
 models.register(app)
 info.register(app)
+bench.register(app)
 
 
 def run_cli(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,71 @@
+"""``fireside bench``: measure fireside against llama.cpp's own tools on this machine."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fireside.cli.errors import CLIError
+
+
+def bench(
+    quick: bool = typer.Option(
+        False, "--quick", help="A short smoke run: small sizes, one measured run."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model name or .gguf path (default: the test model)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads (default: the physical cores)."
+    ),
+    out: str | None = typer.Option(
+        None, "--out", help="Output directory (default: benchmarks/results/<time>)."
+    ),
+    runs: int | None = typer.Option(
+        None, "--runs", min=1, help="Measured runs per figure (default 5, --quick 1)."
+    ),
+    reference_dir: str | None = typer.Option(
+        None,
+        "--reference-dir",
+        help="Where llama-bench, llama-completion, llama-batched-bench are "
+        "(default: build/reference/bin, or FIRESIDE_REFERENCE_BIN).",
+    ),
+    no_reference: bool = typer.Option(
+        False, "--no-reference", help="Measure fireside only, even if the tools are built."
+    ),
+    sections: str | None = typer.Option(
+        None,
+        "--sections",
+        help="Comma-separated subset of import,load,decode,generate,chat,server.",
+    ),
+) -> None:
+    """Benchmark fireside against llama.cpp's own tools (same model and threads).
+
+    Writes bench.json, bench.md and, with matplotlib, concurrency.png. Build the
+    reference tools first with `python benchmarks/build_reference.py`.
+    """
+    from fireside.bench import run
+    from fireside.bench.__main__ import summary
+
+    try:
+        results, paths = run(
+            model=model,
+            threads=threads,
+            out=out,
+            quick=quick,
+            runs=runs,
+            reference_dir=reference_dir,
+            use_reference=not no_reference,
+            sections=sections.split(",") if sections else None,
+            progress=lambda message: print(message, file=sys.stderr, flush=True),
+        )
+    except ValueError as e:
+        raise CLIError(str(e), exit_code=2) from e
+    print(summary(results))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
