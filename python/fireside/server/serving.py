@@ -503,14 +503,14 @@ class Service:
         for i, text in enumerate(texts):
             if not text:
                 raise bad_request(f"input[{i}] is empty.", param="input")
-        vectors, n_tokens = await anyio.to_thread.run_sync(self._embed, texts)
-        width = vectors.shape[1]
+        width = (await anyio.to_thread.run_sync(self._get_embedder)).n_embd
         if req.dimensions is not None and req.dimensions != width:
             raise bad_request(
                 f"dimensions is {req.dimensions}, but this model's embeddings have {width} "
                 "dimensions (they cannot be shortened).",
                 param="dimensions",
             )
+        vectors, n_tokens = await anyio.to_thread.run_sync(self._embed, texts)
         data = []
         for i, vector in enumerate(vectors):
             embedding: list[float] | str

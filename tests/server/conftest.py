@@ -1,0 +1,119 @@
+"""A real server on loopback for the server tests: uvicorn in a background thread,
+the real test model, small slots so the tests stay fast on two cores."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from fireside.server import create_app
+
+PARALLEL = 8
+SLOT_CTX = 256
+
+
+@dataclass
+class LiveServer:
+    """A running server: its base URL and app (``app.state.service`` is the Service)."""
+
+    url: str
+    app: Any
+    api_key: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.app.state.service.model_id
+
+    def client(self, **options: Any) -> openai.OpenAI:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 120)
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.api_key or "unused", **options)
+
+    def async_client(self, **options: Any) -> openai.AsyncOpenAI:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 120)
+        return openai.AsyncOpenAI(
+            base_url=self.url + "/v1", api_key=self.api_key or "unused", **options
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """``/metrics`` as ``{"name{labels}": value}``."""
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        text = httpx.get(self.url + "/metrics", headers=headers, timeout=30).text
+        return parse_metrics(text)
+
+    def wait_idle(self, timeout: float = 60.0) -> dict[str, float]:
+        """Metrics once no slot is active and nothing waits (or fail after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            values = self.metrics()
+            if values["fireside_slots_active"] == 0 and values["fireside_queue_depth"] == 0:
+                return values
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server still has active slots after {timeout} s: {values}")
+            time.sleep(0.05)
+
+
+_SAMPLE = re.compile(r"^(fireside_[a-z_]+(?:\{[^}]*\})?) (\S+)$")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            values[match.group(1)] = float(match.group(2))
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(app: Any, api_key: str | None = None) -> Iterator[LiveServer]:
+    """Run ``app`` with uvicorn on a free loopback port until the block ends."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app, api_key)
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def server(model_path: Path) -> Iterator[LiveServer]:
+    """The shared server: 8 slots of 256 tokens, 2 threads."""
+    app = create_app(model_path, parallel=PARALLEL, ctx_size=SLOT_CTX, n_threads=2, max_queue=32)
+    with serve(app) as live:
+        yield live
+
+
+def chat_body(live: LiveServer, content: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": live.model_id, "messages": [{"role": "user", "content": content}]}
+    body.update(extra)
+    return body
