@@ -225,6 +225,20 @@ def test_more_tokens_than_n_ctx(ctx: _core.Context) -> None:
     assert ctx.seq_pos_max(0) == n_ctx - 1
 
 
+def test_shared_cache_full(new_context: ContextFactory) -> None:
+    """Two sequences sharing one 256-cell cache: the second finds no room (llama.cpp's
+    'no KV slot'), not a position past n_ctx."""
+    ctx = new_context(n_ctx=256, n_batch=256, n_seq_max=2, kv_unified=True)
+    ctx.decode([10] * 200, seq_ids=0)
+    with pytest.raises(ContextFullError) as info:
+        ctx.decode([10] * 100, seq_ids=1)
+    assert (info.value.n_ctx, info.value.n_tokens) == (256, 100)
+    assert (ctx.seq_pos_max(0), ctx.seq_pos_max(1)) == (199, -1)
+    ctx.decode([10] * 50, seq_ids=1)  # what fits still goes in
+    assert ctx.seq_pos_max(1) == 49
+    assert_usable(ctx)
+
+
 def test_bad_sequence_ids_in_decode(ctx: _core.Context) -> None:
     for seq_ids in (1, -1, [0, 1]):
         with pytest.raises(ValueError, match="sequence id"):

@@ -16,6 +16,7 @@ N_NEW = 6
 
 ContextFactory = Callable[..., _core.Context]
 Greedy = Callable[..., list[int]]
+Reference = tuple[list[int], list[npt.NDArray[np.float32]]]
 
 
 def same_logits(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> bool:
@@ -33,12 +34,12 @@ def prompt(model: _core.Model) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def reference(model: _core.Model, prompt: list[int]) -> tuple[list[int], list[np.ndarray]]:
+def reference(model: _core.Model, prompt: list[int]) -> Reference:
     """The uninterrupted greedy continuation of the prompt and the logits before each token."""
     with _core.Context(model, n_ctx=512, n_threads=1) as ctx:
         ctx.decode(prompt)
         tokens: list[int] = []
-        logits: list[np.ndarray] = []
+        logits: list[npt.NDArray[np.float32]] = []
         for _ in range(N_NEW):
             logits.append(ctx.logits())
             tokens.append(int(np.argmax(logits[-1])))
@@ -73,7 +74,7 @@ def test_seeded_sampling_is_deterministic(new_context: ContextFactory, prompt: l
 
 
 def test_reference_matches_sampler(
-    new_context: ContextFactory, run_greedy: Greedy, prompt: list[int], reference: tuple
+    new_context: ContextFactory, run_greedy: Greedy, prompt: list[int], reference: Reference
 ) -> None:
     ctx = new_context()
     ctx.decode(prompt)
@@ -81,7 +82,7 @@ def test_reference_matches_sampler(
 
 
 def test_logits_of_every_marked_position(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     ctx = new_context()
     ctx.decode(prompt, logits=[True] * len(prompt))
@@ -130,7 +131,7 @@ def test_multi_sequence_batch_matches_separate_decodes(
 
 
 def test_state_bytes_restore_then_continue(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     tokens, logits = reference
     ctx = new_context()
@@ -153,7 +154,7 @@ def test_state_bytes_restore_then_continue(
 
 
 def test_state_restores_the_last_logits(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     """llama.cpp's state includes the outputs of the last decode: sampling can resume at once."""
     ctx = new_context()
@@ -165,7 +166,7 @@ def test_state_restores_the_last_logits(
 
 
 def test_state_file_restore_then_continue(
-    new_context: ContextFactory, prompt: list[int], reference: tuple, tmp_path: Path
+    new_context: ContextFactory, prompt: list[int], reference: Reference, tmp_path: Path
 ) -> None:
     tokens, logits = reference
     ctx = new_context()
@@ -185,7 +186,7 @@ def test_state_file_restore_then_continue(
 
 
 def test_sequence_state_bytes_and_file(
-    new_context: ContextFactory, prompt: list[int], reference: tuple, tmp_path: Path
+    new_context: ContextFactory, prompt: list[int], reference: Reference, tmp_path: Path
 ) -> None:
     tokens, logits = reference
     ctx = new_context(n_ctx=1024, n_seq_max=2)
@@ -209,7 +210,7 @@ def test_sequence_state_bytes_and_file(
 
 
 def test_seq_cp_then_continue(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     tokens, logits = reference
     ctx = new_context(n_ctx=1024, n_seq_max=2)
@@ -228,7 +229,7 @@ def test_seq_cp_then_continue(
 
 
 def test_seq_rm_then_redecode(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     ctx = new_context()
     ctx.decode(prompt + reference[0][:3])
@@ -262,7 +263,7 @@ def test_seq_keep_and_memory_clear(
 
 
 def test_seq_add_shifts_positions(
-    new_context: ContextFactory, prompt: list[int], reference: tuple
+    new_context: ContextFactory, prompt: list[int], reference: Reference
 ) -> None:
     tokens, _ = reference
     ctx = new_context()
@@ -286,7 +287,7 @@ def test_seq_add_shifts_positions(
     assert (ctx.seq_pos_min(0), ctx.seq_pos_max(0)) == (0, len(prompt))
 
 
-def test_logprobs(new_context: ContextFactory, prompt: list[int], reference: tuple) -> None:
+def test_logprobs(new_context: ContextFactory, prompt: list[int], reference: Reference) -> None:
     ctx = new_context()
     ctx.decode(prompt, logits=[False] * (len(prompt) - 1) + [True])
     logits = ctx.logits().astype(np.float64)
