@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -148,6 +149,7 @@ class Model:
             load["progress"] = progress
         self._core = _core.Model(self._path, **load)
         self._closed = False
+        self._parts_lock = threading.Lock()  # creates the parts made on first use
         self._embedder: Embedder | None = None
         self._runner: ContextRunner | None = None
         try:
@@ -215,7 +217,7 @@ class Model:
     @property
     def stats(self) -> CacheStats:
         """Counters of evaluated and reused prompt tokens (see :class:`CacheStats`)."""
-        return self._generation_runner().stats
+        return CacheStats() if self._runner is None else self._runner.stats
 
     @property
     def closed(self) -> bool:
@@ -621,11 +623,12 @@ class Model:
 
         See :meth:`fireside.embeddings.Embedder.embed`.
         """
-        if self._embedder is None:
-            from fireside.embeddings import Embedder
+        self._live()
+        with self._parts_lock:
+            if self._embedder is None:
+                from fireside.embeddings import Embedder
 
-            self._live()
-            self._embedder = Embedder(self._core, n_threads=self._n_threads)
+                self._embedder = Embedder(self._core, n_threads=self._n_threads)
         return self._embedder.embed(
             texts, normalize=normalize, pooling=pooling, long_text=long_text
         )
@@ -659,8 +662,9 @@ class Model:
 
     def _generation_runner(self) -> ContextRunner:
         self._live()
-        if self._runner is None:  # loaded with embedding=True
-            self._runner = self._new_runner()
+        with self._parts_lock:
+            if self._runner is None:  # loaded with embedding=True
+                self._runner = self._new_runner()
         return self._runner
 
     def _check_tokens(self, tokens: object, what: str) -> list[int]:
