@@ -405,6 +405,43 @@ def test_bad_thread_counts(ctx: _core.Context) -> None:
         ctx.set_threads(0, 1)
 
 
+THREADS_CHILD = textwrap.dedent(
+    """
+    import sys
+    from fireside import _core
+    model = _core.Model(sys.argv[1])
+    ctx = _core.Context(model, n_ctx=256, n_threads=1)
+    for make in (
+        lambda: _core.Context(model, n_ctx=256, n_threads=4096),
+        lambda: _core.Context(model, n_ctx=256, n_threads=1, n_threads_batch=4096),
+        lambda: ctx.set_threads(4096, 4096),
+    ):
+        try:
+            make()
+        except ValueError as e:
+            print("ValueError:", e)
+        else:
+            print("accepted")  # and not used: decoding now would spawn 4096 threads
+    """
+)
+
+
+def test_absurd_thread_counts(model_path: Path) -> None:
+    """Beyond ggml's limit (512) a thread count is a ValueError up front; today it is
+    accepted and the next decode ends the process ('libgomp: Thread creation failed', or
+    a double free after std::bad_alloc)."""
+    result = subprocess.run(
+        [sys.executable, "-c", THREADS_CHILD, str(model_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(line.startswith("ValueError:") for line in lines), lines
+
+
 # --- sequence ids of the memory operations (each in a child: a failed check aborts) ------
 
 SEQ_CALLS = [
