@@ -98,6 +98,11 @@ def test_break_then_generate_in_the_same_thread(model: Model) -> None:
     assert stream.result is not None
     assert stream.result.finish_reason == "cancelled"
     assert list(stream) == []
+    # the same for reset()
+    stream = model.generate("Once upon a time", max_tokens=100, temperature=0, stream=True)
+    next(stream)
+    model.reset()
+    assert stream.finish_reason == "cancelled"
 
 
 def test_close_and_cancel_on_the_stream(model: Model) -> None:

@@ -37,8 +37,9 @@ from fireside.generation.results import (
 from fireside.generation.stops import StopHoldback
 
 if TYPE_CHECKING:
-    from fireside import _core
     from typing_extensions import Self
+
+    from fireside import _core
 
 TokenCallback = Callable[[int, str], object]
 """``callback(token_id, text)`` after each emitted chunk; returning ``False`` stops."""
@@ -221,10 +222,14 @@ class ContextRunner:
             run.cancel()
 
     def reset(self) -> None:
-        """Forget the KV cache (waits for a running generation to end)."""
-        with self._lock:
+        """Forget the KV cache (waits for a running generation to end; ends a stream
+        this thread left unfinished)."""
+        self._acquire(_Run(self))
+        try:
             self.ctx.memory_clear()
             self._cached.clear()
+        finally:
+            self._release()
 
     # -- used by the generator -------------------------------------------------------
 
