@@ -10,7 +10,8 @@ ignored. Annotations (``title``, ``description``, ``default``, ...) and unknown
 ``format`` values are ignored, as JSON Schema itself does.
 
 Supported: ``type`` (one or a list), ``enum``, ``const``, ``properties``, ``required``,
-``additionalProperties``, ``items``, ``prefixItems``, ``minItems``, ``maxItems``,
+``additionalProperties``, ``items``, ``prefixItems`` (or ``items`` as a list with
+``additionalItems``), ``minItems``, ``maxItems``,
 ``minLength``, ``maxLength``, ``format`` (``date``, ``time``, ``date-time``, ``uuid``),
 ``minimum``/``maximum`` (whole-number bounds; ``exclusive*`` for integers), ``anyOf``,
 ``oneOf`` (treated as ``anyOf``), ``allOf``, and local ``$ref`` (``#``, ``#/$defs/...``,
@@ -43,8 +44,11 @@ _PRIMITIVES: dict[str, tuple[str, tuple[str, ...]]] = {
         (),
     ),
     "string": (r'"\"" char* "\""', ("char",)),
-    "integer": (r'"-"? ( "0" | [1-9] [0-9]{0,15} )', ()),
-    "number": (r'integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?', ("integer",)),
+    "integer": (r'"0" | "-"? [1-9] [0-9]{0,15}', ()),
+    "number": (
+        r'"-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?',
+        (),
+    ),
     "boolean": (r'"true" | "false"', ()),
     "null": (r'"null"', ()),
     "value": (
@@ -97,7 +101,6 @@ _UNSUPPORTED = (
     "unevaluatedItems",
     "$dynamicRef",
     "$recursiveRef",
-    "additionalItems",
 )
 
 _ANNOTATIONS = frozenset(
@@ -624,10 +627,10 @@ class _Converter:
     # -- arrays ---------------------------------------------------------------------
 
     def array(self, schema: Mapping[str, Any], path: str) -> str:
-        items = schema.get("items", True)
+        items = schema.get("items")
         prefix = schema.get("prefixItems", [])
         if isinstance(items, list):  # the draft-4 tuple form
-            prefix, items = items, True
+            prefix, items = items, schema.get("additionalItems")
         if not isinstance(prefix, list):
             raise GrammarError(f"{path}: 'prefixItems' must be a list of schemas")
         lo = self.count(schema, "minItems", path) or 0
@@ -646,6 +649,11 @@ class _Converter:
             if extra_lo > 0:
                 raise GrammarError(f"{path}: minItems exceeds prefixItems but items is false")
             extra_hi = 0
+        elif items is None:
+            # not given: any items are allowed; after a tuple, generate only what minItems needs
+            items = True
+            if prefix:
+                extra_hi = extra_lo
         seq = " ".join(p if i == 0 else f'"," {ws} {p}' for i, p in enumerate(parts))
         if extra_hi == 0:
             return self.rule(path, f'"[" {ws} {seq} "]"' if seq else f'"[" {ws} "]"')

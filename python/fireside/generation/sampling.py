@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 SEED_MAX = 2**32 - 1
 _LLAMA_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp reads this seed as "pick one at random"
+_FALLBACK_CONTEXT = 4096
 
 
 def _number(name: str, value: Any) -> float:
@@ -208,7 +209,8 @@ def build_sampler(
         sampler.add_grammar(params.grammar)
     if params.logit_bias:
         sampler.add_logit_bias(params.logit_bias)
-    context = n_ctx if n_ctx is not None else model.n_ctx_train
+    # a vocab-only model reports no trained context; any window works for it
+    context = n_ctx or model.n_ctx_train or _FALLBACK_CONTEXT
     last_n = context if params.repeat_last_n == -1 else params.repeat_last_n
     penalised = (
         params.repeat_penalty != 1.0
