@@ -672,6 +672,8 @@ class Model:
             raise TypeError(f"{what} must be a sequence of token ids, got {type(tokens).__name__}")
         ids = list(tokens)
         n_vocab = self._live().n_vocab
+        if not ids or (all(type(t) is int for t in ids) and min(ids) >= 0 and max(ids) < n_vocab):
+            return ids  # the common case, checked at C speed
         for i, token in enumerate(ids):
             if not isinstance(token, int) or isinstance(token, bool):
                 raise TypeError(f"{what}[{i}] must be an int token id, got {type(token).__name__}")
