@@ -13,6 +13,9 @@ thin adapters over :class:`fireside.Model`, :class:`fireside.ChatSession` and
   ``prompt_template`` with ``{0}`` still works as in GPT4All.
 * ``n_batch`` of :meth:`GPT4All.generate` is accepted for compatibility and has no
   effect: prompts are evaluated in the model's batch size (512 tokens).
+* :attr:`GPT4All.current_chat_session` returns a copy; assign a list to change it. A
+  streamed reply joins it when the stream ends (GPT4All grew it token by token).
+* A GGML name raises :class:`~fireside.errors.ModelNotFoundError` (a ``LookupError``).
 """
 
 from __future__ import annotations
