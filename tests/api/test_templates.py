@@ -300,6 +300,33 @@ def test_budget_scales_with_a_legitimately_large_conversation() -> None:
     assert len(out) > 3_000_000
 
 
+def test_large_conversation_under_real_templates(llama_cpp_dir: Path) -> None:
+    """Templates that look at ``messages | length`` in every iteration stay fast."""
+    messages = [{"role": "system", "content": "sys"}]
+    messages += [
+        {"role": ("user", "assistant")[i % 2], "content": f"{i} " + "w" * 200} for i in range(2000)
+    ]
+    for name in ("Qwen-Qwen3-0.6B.jinja", "meta-llama-Llama-3.1-8B-Instruct.jinja"):
+        source = (llama_cpp_dir / "models" / "templates" / name).read_text(encoding="utf-8")
+        out = ChatTemplate(source).render(messages)
+        assert "1999 " in out
+
+
+def test_tojson_of_a_large_value_is_allowed() -> None:
+    messages = [{"role": "user", "content": "w" * 1000} for _ in range(1000)]
+    out = ChatTemplate("{{ messages | tojson(indent=2) }}").render(messages)
+    assert len(out) > 1_000_000
+
+
+def test_loop_attributes_work_through_the_budget() -> None:
+    source = (
+        "{% for m in messages %}{{ loop.index }}/{{ loop.length }}{{ loop.cycle('a', 'b') }}"
+        "{{ '!' if loop.last }}{% endfor %}{% for x in [] %}{% else %}empty{% endfor %}"
+    )
+    messages = [{"role": "user", "content": str(i)} for i in range(3)]
+    assert ChatTemplate(source).render(messages) == "1/3a2/3b3/3a!empty"
+
+
 def test_renders_are_independent() -> None:
     """One render's spending does not count against the next."""
     template = ChatTemplate("{% for i in range(80000) %}{% endfor %}ok")  # 160,000 steps

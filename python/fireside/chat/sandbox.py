@@ -56,13 +56,16 @@ class Budget:
     between checks is one bounded operation on values no larger than ``value_limit``.
     """
 
-    __slots__ = ("deadline", "output", "steps", "value_limit")
+    __slots__ = ("deadline", "output", "sizes", "steps", "value_limit")
 
     def __init__(self, input_size: int = 0) -> None:
         self.steps = MAX_ITERATIONS + input_size
         self.output = MAX_OUTPUT + 8 * input_size
         self.value_limit = self.output
         self.deadline = time.monotonic() + MAX_SECONDS
+        # sizes of containers measured in this render, by id (holding the object keeps
+        # the id from being reused); the sandbox lets no template mutate a container
+        self.sizes: dict[int, tuple[Any, int]] = {}
 
     def iterate(self, n: int = 1) -> None:
         self.steps -= n
@@ -89,13 +92,25 @@ def budget() -> Budget:
 
 
 def size_of(value: Any, limit: int) -> int:
-    """A cheap estimate of ``value``'s size as text; stops counting past ``limit``."""
+    """A cheap estimate of ``value``'s size as text; stops counting past ``limit``.
+
+    Containers are measured once per render (templates test ``messages | length`` in
+    every iteration of a loop over the messages).
+    """
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    sizes = budget().sizes
+    known = sizes.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
     total = 0
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, (str, bytes)):
             total += len(item)
+        elif (known := sizes.get(id(item))) is not None and known[0] is item:
+            total += known[1]
         elif isinstance(item, Mapping):
             total += 2 + len(item)
             stack.extend(item.keys())
@@ -109,6 +124,8 @@ def size_of(value: Any, limit: int) -> int:
             total += 1
         if total > limit:
             break
+    if isinstance(value, (Mapping, list, tuple)):
+        sizes[id(value)] = (value, total)
     return total
 
 
@@ -257,9 +274,7 @@ def _tojson(
     """Hugging Face's ``tojson``: real JSON, not HTML-escaped, non-ASCII kept."""
     if indent is not None and not 0 <= int(indent) <= 16:
         raise TemplateError("tojson indent must be between 0 and 16")
-    limit = budget().value_limit
-    depth_factor = 1 + (int(indent) if indent else 0) * 8
-    if size_of(value, limit) * depth_factor > limit:
+    if _json_size(value, int(indent or 0), budget().value_limit) > budget().value_limit:
         raise TemplateError("the chat template serialises a too large value")
     return json.dumps(
         value,
@@ -269,6 +284,24 @@ def _tojson(
         sort_keys=sort_keys,
         default=str,
     )
+
+
+def _json_size(value: Any, indent: int, limit: int) -> int:
+    """An upper estimate of the length of ``json.dumps(value, indent=indent)``."""
+    total = 0
+    stack = [(value, 1)]
+    while stack and total <= limit:
+        item, depth = stack.pop()
+        if isinstance(item, (str, bytes)):
+            total += 2 * len(item) + 2  # quotes and escapes
+        elif isinstance(item, (Mapping, list, tuple)):
+            # brackets, then a separator, newline and indentation per member
+            total += 2 + len(item) * (2 + indent * depth + 1) + (indent * depth if indent else 0)
+            children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+        else:
+            total += 24
+    return total
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
