@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import typer
 
-from fireside.cli import bench, chat, info, models, run, serve
+from fireside.cli import bench, chat, info, models, run, serve, ui
 from fireside.cli.errors import describe
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ def _root(
 run.register(app)
 chat.register(app)
 serve.register(app)
+ui.register(app)
 models.register(app)
 info.register(app)
 bench.register(app)

@@ -10,9 +10,6 @@ from __future__ import annotations
 import inspect
 import sys
 import threading
-import urllib.error
-import urllib.request
-import webbrowser
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -48,13 +45,18 @@ def open_when_ready(
     url: str,
     stop: threading.Event,
     *,
-    opener: Callable[[str], bool] = webbrowser.open,
+    opener: Callable[[str], bool] | None = None,
 ) -> bool:
-    """Wait until ``url``'s server answers ``/health``, then open ``url``.
+    """Wait until ``url``'s server answers ``/health``, then open ``url`` with ``opener``
+    (default: :func:`webbrowser.open`).
 
     Returns False without opening anything if ``stop`` is set first (the server failed or
     exited). When no browser can be started, says where the page is instead.
     """
+    import urllib.error
+    import urllib.request
+    import webbrowser
+
     health = url + "health"
     while not stop.is_set():
         try:
@@ -67,7 +69,7 @@ def open_when_ready(
     else:
         return False
     print(f"fireside: opening {url}", file=sys.stderr, flush=True)
-    if not opener(url):
+    if not (opener or webbrowser.open)(url):
         print(f"fireside: no browser found; open {url} yourself", file=sys.stderr, flush=True)
     return True
 
