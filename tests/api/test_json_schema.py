@@ -403,6 +403,18 @@ def test_required_property_not_declared_uses_additional_properties() -> None:
     check(schema, ['{"a":1,"z":"s"}'], ['{"a":1}', '{"a":1,"z":2}'])
 
 
+def test_odd_property_names_and_extra_keys() -> None:
+    check(
+        ODD_NAMES,
+        [
+            '{"a-b":1,"x]y":2}',
+            json.dumps({"^z": 1, "é": 2, "sp ace": 3, 'q"uote': 4}, ensure_ascii=False),
+            '{"other":"ü","a-":"\\n"}',
+        ],
+        ['{"x]y":"ü"}', '{"é":"\\\\"}', '{"sp ace":"ü"}', '{"^z":"\\n"}', '{"other":1}'],
+    )
+
+
 def test_property_names_are_escaped() -> None:
     schema = {
         "type": "object",
@@ -590,8 +602,52 @@ def test_any_value() -> None:
 
 # --- llama.cpp's grammar engine ----------------------------------------------------------
 
+ODD_NAMES = {
+    "type": "object",
+    "properties": {
+        k: {"type": "integer"}
+        for k in ["a-b", "x]y", "^z", "é", "sp ace", 'q"uote', "back\\slash", "[", "t\tab"]
+    },
+    "additionalProperties": {"enum": ["ü", "\n", 'say "hi"', "\\"]},
+}
+
+TREE = {
+    "$defs": {
+        "tree": {
+            "type": "object",
+            "properties": {
+                "v": {"type": "integer"},
+                "kids": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
+            },
+            "required": ["v"],
+        }
+    },
+    "$ref": "#/$defs/tree",
+}
+LINKED = {
+    "type": "object",
+    "properties": {"next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
+    "required": ["next"],
+}
+
 SCHEMAS = [
     True,
+    ODD_NAMES,
+    {
+        "type": "array",
+        "prefixItems": [{"const": "x"}, {"type": "string", "format": "time"}],
+        "items": {"anyOf": [{"type": "null"}, {"type": "number", "minimum": -3, "maximum": 3}]},
+    },
+    {
+        "allOf": [
+            {
+                "type": "object",
+                "properties": {"a": {"type": "integer", "exclusiveMaximum": 0}},
+                "required": ["a"],
+            },
+            {"properties": {"b": {"enum": [[1, 2], {"k": None}]}}},
+        ]
+    },
     {},
     PERSON,
     {"type": "object"},
@@ -601,24 +657,8 @@ SCHEMAS = [
         "properties": {"a": {"type": "integer"}, "ab": {"type": "integer"}},
         "additionalProperties": True,
     },
-    {
-        "$defs": {
-            "tree": {
-                "type": "object",
-                "properties": {
-                    "v": {"type": "integer"},
-                    "kids": {"type": "array", "items": {"$ref": "#/$defs/tree"}},
-                },
-                "required": ["v"],
-            }
-        },
-        "$ref": "#/$defs/tree",
-    },
-    {
-        "type": "object",
-        "properties": {"next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
-        "required": ["next"],
-    },
+    TREE,
+    LINKED,
     {"type": "number", "minimum": -5, "maximum": 5},
     {"type": "integer", "minimum": -1009, "maximum": 13},
     {"type": "string", "format": "date-time"},
@@ -672,16 +712,18 @@ ENGINE_CASES = [
     (True, '{"a": [1, }', False),
     ({"type": "object"}, '{"x": {"y": [true, false, 1.5e3]}}', True),
     ({"type": "object"}, "[1]", False),
-    (SCHEMAS[6], '{"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": [{"v": 4}]}]}', True),
-    (SCHEMAS[6], '{"v": 1, "kids": [{"kids": []}]}', False),
-    (SCHEMAS[7], '{"next": {"next": {"next": null}}}', True),
-    (SCHEMAS[7], '{"next": {"next": 1}}', False),
+    (TREE, '{"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": [{"v": 4}]}]}', True),
+    (TREE, '{"v": 1, "kids": [{"kids": []}]}', False),
+    (LINKED, '{"next": {"next": {"next": null}}}', True),
+    (LINKED, '{"next": {"next": 1}}', False),
     (PERSON, '{"a": 1, "c": "hi"}', True),
     (PERSON, '{"a": 1, "c": "too long"}', False),
     (PERSON, '{"a": 1}', False),
     ({"type": "integer", "minimum": -1009, "maximum": 13}, "-1009", True),
     ({"type": "integer", "minimum": -1009, "maximum": 13}, "14", False),
     ({"type": "string"}, '"日本🎉 \\u00e9"', True),
+    (ODD_NAMES, '{"x]y": 1, "other": "ü"}', True),
+    (ODD_NAMES, '{"x]y": "ü"}', False),
 ]
 
 
