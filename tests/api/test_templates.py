@@ -266,6 +266,7 @@ HOSTILE = {
     "nested literal lists output": "{% set a = ['x' * 1000] %}"
     + "".join("{% set a = [a, a, a, a, a, a, a, a, a, a] %}" for _ in range(12))
     + "{{ a }}",
+    "tojson separators": "{{ range(100000) | list | tojson(separators=('x' * 1000, ':')) }}",
     "tojson of nested lists": "{% set a = ['x' * 1000] %}"
     + "".join("{% set a = [a, a, a, a, a, a, a, a, a, a] %}" for _ in range(12))
     + "{{ a | tojson }}",

@@ -274,7 +274,9 @@ def _tojson(
     """Hugging Face's ``tojson``: real JSON, not HTML-escaped, non-ASCII kept."""
     if indent is not None and not 0 <= int(indent) <= 16:
         raise TemplateError("tojson indent must be between 0 and 16")
-    if _json_size(value, int(indent or 0), budget().value_limit) > budget().value_limit:
+    seps = separators if separators is not None else (", ", ": ")
+    limit = budget().value_limit
+    if _json_size(value, int(indent or 0), sum(len(str(x)) for x in seps), limit) > limit:
         raise TemplateError("the chat template serialises a too large value")
     return json.dumps(
         value,
@@ -286,8 +288,9 @@ def _tojson(
     )
 
 
-def _json_size(value: Any, indent: int, limit: int) -> int:
-    """An upper estimate of the length of ``json.dumps(value, indent=indent)``."""
+def _json_size(value: Any, indent: int, separators: int, limit: int) -> int:
+    """An upper estimate of the length of ``json.dumps(value, indent=indent)`` whose two
+    separators together are ``separators`` characters long."""
     total = 0
     stack = [(value, 1)]
     while stack and total <= limit:
@@ -296,7 +299,8 @@ def _json_size(value: Any, indent: int, limit: int) -> int:
             total += 2 * len(item) + 2  # quotes and escapes
         elif isinstance(item, (Mapping, list, tuple)):
             # brackets, then a separator, newline and indentation per member
-            total += 2 + len(item) * (2 + indent * depth + 1) + (indent * depth if indent else 0)
+            per_member = separators + 1 + indent * depth
+            total += 2 + len(item) * per_member + (indent * depth if indent else 0)
             children = [*item.keys(), *item.values()] if isinstance(item, Mapping) else item
             stack.extend((child, depth + 1) for child in children)
         else:

@@ -554,7 +554,7 @@ class _Converter:
                     raise GrammarError(f"{where}: required property has the schema `false`")
                 continue
             members.append((self.member(name, self.visit(sub, where), where), name in required))
-        for name in required:
+        for name in dict.fromkeys(required):
             if name not in props:
                 if additional is False:
                     raise GrammarError(
@@ -612,17 +612,17 @@ class _Converter:
             node[""] = {}  # end marker
         quote = '"\\""'
 
-        def node_rule(node: dict[str, Any], prefix: str) -> str:
+        def node_rule(node: dict[str, Any]) -> str:
             # a key char can never be '"', a backslash or a control char (no escapes)
             children = [c for c in node if c and c not in '"\\' and ord(c) >= 0x20]
             alts = [] if "" in node else [quote]
             excluded = "".join(_class_char(c) for c in children)
             alts.append(f'[^"\\\\\\x00-\\x1f{excluded}] {keychar}* {quote}')
             for c in children:
-                alts.append(f"{gbnf_literal(c)} {node_rule(node[c], prefix + c)}")
+                alts.append(f"{gbnf_literal(c)} {node_rule(node[c])}")
             return self.rule(f"{path}-other-key", " | ".join(alts))
 
-        return self.rule(f"{path}-other-key", f"{quote} {node_rule(trie, '')}")
+        return self.rule(f"{path}-other-key", f"{quote} {node_rule(trie)}")
 
     # -- arrays ---------------------------------------------------------------------
 
