@@ -427,9 +427,8 @@ THREADS_CHILD = textwrap.dedent(
 
 
 def test_absurd_thread_counts(model_path: Path) -> None:
-    """Beyond ggml's limit (512) a thread count is a ValueError up front; today it is
-    accepted and the next decode ends the process ('libgomp: Thread creation failed', or
-    a double free after std::bad_alloc)."""
+    """Beyond ggml's limit (512) a thread count is a ValueError up front: accepted, the next
+    decode would end the process ('libgomp: Thread creation failed')."""
     result = subprocess.run(
         [sys.executable, "-c", THREADS_CHILD, str(model_path)],
         capture_output=True,
