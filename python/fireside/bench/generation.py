@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fireside import _core
     from fireside.model import Model
 
 PROMPT = (
@@ -57,6 +58,9 @@ class GenerateSample:
     tokens_per_second: float
     n_tokens: int
     finish_reason: str
+    eval_tokens_per_second: float | None
+    """llama.cpp's own eval rate inside this generation (its ``eval time`` counter, the
+    figure llama-completion prints): the decode alone, without fireside's loop."""
 
 
 def steady_rate(n_tokens: int, generation_ms: float, ttft_ms: float, prompt_ms: float) -> float:
@@ -79,8 +83,23 @@ def run_generate(
     """One ``generate()`` of ``n_gen`` tokens; the cache is reset so the prompt is
     evaluated like llama-completion's."""
     model.reset()
+    ctx = _context_of(model)
+    if ctx is not None:
+        ctx.reset_perf()
     bias = {t: float("-inf") for t in ban}
     result = model.generate(prompt, max_tokens=n_gen, seed=seed, logit_bias=bias, **settings)
     t = result.timings
     rate = steady_rate(len(result.tokens), t.generation_ms, t.time_to_first_token_ms, t.prompt_ms)
-    return GenerateSample(rate, len(result.tokens), result.finish_reason)
+    eval_rate = None
+    if ctx is not None:
+        perf = ctx.perf()
+        if perf.n_eval and perf.t_eval_ms > 0:
+            eval_rate = perf.n_eval / (perf.t_eval_ms / 1000.0)
+    return GenerateSample(rate, len(result.tokens), result.finish_reason, eval_rate)
+
+
+def _context_of(model: Model) -> _core.Context | None:
+    """The context the model generates on (a diagnostic; ``None`` if it cannot be found)."""
+    runner = getattr(model, "_runner", None)
+    ctx = getattr(runner, "ctx", None)
+    return ctx if ctx is not None and hasattr(ctx, "perf") else None
