@@ -75,7 +75,7 @@ def run(
     """Answer one prompt, streaming the reply to stdout."""
     name, prompt = _split_arguments(arguments)
     if prompt == "-":
-        prompt = sys.stdin.read()
+        prompt = sys.stdin.read().rstrip("\r\n")  # `echo ... |` adds a newline
     if not prompt.strip():
         raise CLIError("the prompt is empty")
     if raw and system is not None:

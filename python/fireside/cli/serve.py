@@ -134,7 +134,10 @@ def serve(
                     timeout_graceful_shutdown=5,
                 )
             )
-            server.run(sockets=[sock])
+            try:
+                server.run(sockets=[sock])
+            except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
+                pass
         finally:
             loaded.close()
     finally:

@@ -1,0 +1,133 @@
+"""Continuous batching: concurrent requests share decode steps, join running batches,
+and get exactly the greedy output they would get alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import openai
+
+from .conftest import PARALLEL, LiveServer
+
+PROMPTS = [
+    "Write a short poem about the sea.",
+    "List three fruits.",
+    "What is the capital of Italy?",
+    "Tell me something about cats.",
+    "Name the planets of the solar system.",
+    "Explain gravity in one sentence.",
+    "Give me a color and its RGB code.",
+    "Say hello in French.",
+]
+MAX_TOKENS = 24
+
+
+def stream_text(client: openai.OpenAI, model: str, prompt: str) -> tuple[str, int]:
+    """The streamed reply and its completion tokens (greedy)."""
+    parts, tokens = [], 0
+    for chunk in client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        if chunk.choices:
+            parts.append(chunk.choices[0].delta.content or "")
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+    return "".join(parts), tokens
+
+
+def test_eight_concurrent_streams_match_their_sequential_greedy_outputs(
+    server: LiveServer,
+) -> None:
+    assert len(PROMPTS) == PARALLEL
+    client = server.client()
+    t0 = time.perf_counter()
+    alone = [stream_text(client, server.model_id, p) for p in PROMPTS]
+    t_alone = time.perf_counter() - t0
+    before = server.wait_idle()
+
+    together: list[tuple[str, int] | None] = [None] * len(PROMPTS)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(PROMPTS))
+
+    def client_thread(i: int) -> None:
+        try:
+            own = server.client()  # one connection per simulated user
+            barrier.wait(60)
+            together[i] = stream_text(own, server.model_id, PROMPTS[i])
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client_thread, args=(i,)) for i in range(len(PROMPTS))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    t_together = time.perf_counter() - t0
+    assert not errors, errors
+    after = server.wait_idle()
+
+    # every request finished, with exactly the text it got alone
+    for prompt, single, batched in zip(PROMPTS, alone, together):
+        assert batched is not None
+        assert batched == single, f"{prompt!r}: alone {single[0]!r}, batched {batched[0]!r}"
+
+    n_tokens = sum(n for _, n in alone)
+    steps = after["fireside_decode_steps_total"] - before["fireside_decode_steps_total"]
+    sequences = after["fireside_decode_sequences_total"] - before["fireside_decode_sequences_total"]
+    print(
+        f"\n{len(PROMPTS)} streams: {n_tokens} tokens; one at a time {n_tokens / t_alone:.1f} "
+        f"tokens/s, all together {n_tokens / t_together:.1f} tokens/s "
+        f"({t_alone / t_together:.2f}x); {steps:.0f} decode steps, "
+        f"{sequences / steps:.2f} sequences per step on average, "
+        f"at most {after['fireside_decode_sequences_max']:.0f}"
+    )
+    # the proof of batching is in the counters, not the clock
+    assert after["fireside_decode_sequences_max"] >= PARALLEL // 2
+    assert sequences / steps > 2
+    assert steps < n_tokens  # fewer decode calls than tokens: steps were shared
+
+
+def test_a_new_request_joins_a_running_generation(server: LiveServer) -> None:
+    """A short request sent while a long one streams finishes first: it joined the
+    running batch instead of waiting for the long one to end."""
+    client = server.client()
+    first_chunk = threading.Event()
+    long_done = threading.Event()
+
+    def long_stream() -> None:
+        for _ in client.chat.completions.create(
+            model=server.model_id,
+            messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+            max_tokens=150,
+            temperature=0,
+            stream=True,
+        ):
+            first_chunk.set()
+        long_done.set()
+
+    before = server.wait_idle()
+    runner = threading.Thread(target=long_stream)
+    runner.start()
+    assert first_chunk.wait(120)
+    short = server.client().chat.completions.create(
+        model=server.model_id,
+        messages=[{"role": "user", "content": "Say hi."}],
+        max_tokens=3,
+        temperature=0,
+    )
+    assert short.choices[0].message.content
+    assert not long_done.is_set(), "the short request waited for the long one"
+    runner.join(300)
+    after = server.wait_idle()
+    assert after["fireside_decode_sequences_max"] >= 2
+    assert (
+        after["fireside_decode_sequences_total"] - before["fireside_decode_sequences_total"]
+        > after["fireside_decode_steps_total"] - before["fireside_decode_steps_total"]
+    )
