@@ -36,6 +36,7 @@ def fireside(
     return subprocess.run(
         [*CLI, *args],
         input=input,
+        check=False,
         capture_output=True,
         text=True,
         encoding="utf-8",

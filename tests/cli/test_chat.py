@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
 from fireside.cli.chat import read_message
 
 PROMPT = ">>> "

@@ -8,13 +8,11 @@ import select
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-
 from fireside.cli.serve import is_loopback
 
 from .conftest import CLI, fireside
@@ -30,13 +28,18 @@ def test_help_imports_nothing_heavy(cli_env: dict[str, str]) -> None:
         "print([m for m in heavy if m in sys.modules])\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, timeout=60
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=60,
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
     helped = fireside(cli_env, "--help")
     assert helped.returncode == 0
     for command in ("run", "chat", "serve", "pull", "list", "rm", "show", "version", "devices"):
-        assert re.search(rf"^\s+{command}\s", helped.stdout, re.M), command
+        assert re.search(rf"^\s+{command}\s", helped.stdout, re.MULTILINE), command
 
 
 def test_version_and_devices(cli_env: dict[str, str]) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from fireside.model import Model
 
 from .conftest import fireside

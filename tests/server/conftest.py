@@ -17,7 +17,6 @@ import httpx
 import openai
 import pytest
 import uvicorn
-
 from fireside.server import create_app
 
 PARALLEL = 8
@@ -114,6 +113,9 @@ def server(model_path: Path) -> Iterator[LiveServer]:
 
 
 def chat_body(live: LiveServer, content: str, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": live.model_id, "messages": [{"role": "user", "content": content}]}
+    body: dict[str, Any] = {
+        "model": live.model_id,
+        "messages": [{"role": "user", "content": content}],
+    }
     body.update(extra)
     return body

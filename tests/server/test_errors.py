@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from fireside.server import create_app
 
 from .conftest import SLOT_CTX, LiveServer, chat_body, serve
@@ -103,9 +102,11 @@ def test_prompt_longer_than_the_context_is_400_naming_the_counts(server: LiveSer
         )
     error = caught.value.body
     assert error["code"] == "context_length_exceeded"  # type: ignore[index]
-    n_prompt = len(server.app.state.service.model.apply_chat_template(
-        [{"role": "user", "content": long_text}], tokenize=True
-    ))
+    n_prompt = len(
+        server.app.state.service.model.apply_chat_template(
+            [{"role": "user", "content": long_text}], tokenize=True
+        )
+    )
     message = error["message"]  # type: ignore[index]
     assert str(SLOT_CTX) in message and str(n_prompt) in message
     with pytest.raises(openai.BadRequestError) as caught:
@@ -152,9 +153,7 @@ def test_embedding_input_errors(server: LiveServer) -> None:
         assert error["param"] == "input", bad
     error = error_of(post(server, "/v1/embeddings", {**base, "input": "x", "dimensions": 3}), 400)
     assert error["param"] == "dimensions"
-    error = error_of(
-        post(server, "/v1/embeddings", {**base, "input": "word " * 2000}), 400
-    )
+    error = error_of(post(server, "/v1/embeddings", {**base, "input": "word " * 2000}), 400)
     assert error["code"] == "context_length_exceeded"
 
 
@@ -268,4 +267,7 @@ def test_full_queue_is_503_with_retry_after(guarded: LiveServer) -> None:
     while guarded.metrics()["fireside_slots_active"] != 0:
         assert time.monotonic() < deadline, "the slot was not freed"
         time.sleep(0.05)
-    assert post(guarded, "/v1/chat/completions", chat_body(guarded, "Hi", max_tokens=1)).status_code == 200
+    assert (
+        post(guarded, "/v1/chat/completions", chat_body(guarded, "Hi", max_tokens=1)).status_code
+        == 200
+    )

@@ -44,12 +44,12 @@ def test_chat_completion(server: LiveServer) -> None:
 
 def test_streamed_chat_equals_plain_greedy_and_reports_usage(server: LiveServer) -> None:
     client = server.client()
-    options = dict(
-        model=server.model_id,
-        messages=[{"role": "user", "content": QUESTION}],
-        max_tokens=16,
-        temperature=0,
-    )
+    options = {
+        "model": server.model_id,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": 16,
+        "temperature": 0,
+    }
     plain = client.chat.completions.create(**options)  # type: ignore[call-overload]
     chunks = list(
         client.chat.completions.create(
@@ -156,7 +156,7 @@ def test_chat_logprobs(server: LiveServer) -> None:
 
 def test_stop_sequence_ends_the_reply_before_it(server: LiveServer) -> None:
     client = server.client()
-    options = dict(model=server.model_id, prompt="1, 2, 3, 4, 5, 6,", temperature=0)
+    options = {"model": server.model_id, "prompt": "1, 2, 3, 4, 5, 6,", "temperature": 0}
     full = client.completions.create(**options, max_tokens=12).choices[0].text  # type: ignore[call-overload]
     assert " 9" in full, full  # the model counts on
     cut = client.completions.create(**options, max_tokens=12, stop=[" 9"])  # type: ignore[call-overload]
@@ -234,7 +234,9 @@ def test_embeddings_float_and_base64(server: LiveServer) -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # similar texts are closer
     core = server.app.state.service.core
     assert floats.usage.prompt_tokens == sum(len(core.tokenize(t)) for t in texts)
-    single = client.embeddings.create(model=server.model_id, input=texts[0], encoding_format="float")
+    single = client.embeddings.create(
+        model=server.model_id, input=texts[0], encoding_format="float"
+    )
     assert np.allclose(single.data[0].embedding, floats.data[0].embedding, atol=1e-5)
 
 
@@ -253,7 +255,9 @@ def test_prompt_prefix_is_reused_from_the_slot_cache(server: LiveServer) -> None
     )
     after = server.wait_idle()
     n_prompt = reply.usage.prompt_tokens  # type: ignore[union-attr]
-    reused = after["fireside_prompt_tokens_cached_total"] - before["fireside_prompt_tokens_cached_total"]
+    reused = (
+        after["fireside_prompt_tokens_cached_total"] - before["fireside_prompt_tokens_cached_total"]
+    )
     assert reused == n_prompt - 1  # everything but the last token, evaluated for its logits
 
 
