@@ -161,15 +161,46 @@ class ServerBench:
         """Every slot once, with a few tokens (allocations, graphs, page cache)."""
         run_round(self.host, self.port, [self.request(8) for _ in range(self.parallel)])
 
-    def round(self, n: int) -> RoundResult:
-        """``n`` concurrent streams of ``max_tokens`` tokens each."""
+    def counters(self) -> dict[str, float]:
+        """The server's ``/metrics`` counters (name without the ``fireside_`` prefix)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request("GET", "/metrics")
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+        except OSError:
+            return {}
+        finally:
+            conn.close()
+        if resp.status != 200:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("fireside_") and "{" not in line:
+                name, _, value = line.partition(" ")
+                try:
+                    out[name.removeprefix("fireside_")] = float(value)
+                except ValueError:
+                    continue
+        return out
+
+    def round(self, n: int) -> tuple[RoundResult, float | None]:
+        """``n`` concurrent streams of ``max_tokens`` tokens each; the result and the mean
+        number of sequences per decode step during the round (from ``/metrics``)."""
         if self._proc is None or self._proc.poll() is not None:
             raise ServerError("the server is not running:\n" + "\n".join(self._log))
+        before = self.counters()
         result = run_round(self.host, self.port, [self.request() for _ in range(n)])
+        after = self.counters()
+        per_step = None
+        steps = after.get("decode_steps_total", 0) - before.get("decode_steps_total", 0)
+        if steps > 0:
+            seqs = after.get("decode_sequences_total", 0) - before.get("decode_sequences_total", 0)
+            per_step = seqs / steps
         short = [t for t in result.tokens if t != self.max_tokens]
         if short:
             raise ServerError(
                 f"streams returned {short} tokens instead of {self.max_tokens}: "
                 + json.dumps(result.tokens)
             )
-        return result
+        return result, per_step

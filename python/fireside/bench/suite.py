@@ -337,10 +337,12 @@ class Suite:
                         for row in rows:
                             self.fig(f"reference.batched.s_tg.c{row.b}", "t/s").add(row.s_tg)
                 for n in levels:
-                    got = bench.round(n)
+                    got, per_step = bench.round(n)
                     if self.measured(i):
                         self.fig(f"server.aggregate.c{n}", "t/s").add(got.steady_tokens_per_second)
                         self.fig(f"server.wall.c{n}", "t/s").add(got.wall_tokens_per_second)
+                        if per_step is not None:
+                            self.fig(f"server.sequences_per_step.c{n}", "seq").add(per_step)
         finally:
             bench.stop()
         for n in levels:
