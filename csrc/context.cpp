@@ -69,6 +69,13 @@ llama_memory_t memory_of(llama_context* ctx) {
     return mem;
 }
 
+// ggml cannot run more than GGML_MAX_N_THREADS threads; 0 means "the default" where allowed.
+void check_threads(const char* name, int32_t n, int32_t min) {
+    if (n < min || n > GGML_MAX_N_THREADS)
+        throw py::value_error(std::string(name) + " must be in [" + std::to_string(min) + ", " +
+                              std::to_string(GGML_MAX_N_THREADS) + "], got " + std::to_string(n));
+}
+
 std::string fspath(const py::object& path) { return py::str(py::module_::import("os").attr("fspath")(path)); }
 
 }  // namespace
@@ -82,7 +89,8 @@ Context::Context(py::object py_model, const Model& model, const ContextOptions& 
         throw py::value_error("n_seq_max must be in [1, " + std::to_string(llama_max_parallel_sequences()) + "]");
     if (o.n_batch < 1) throw py::value_error("n_batch must be >= 1");
     if (o.n_ubatch < 1) throw py::value_error("n_ubatch must be >= 1");
-    if (o.n_threads < 0 || o.n_threads_batch < 0) throw py::value_error("thread counts must be >= 0");
+    check_threads("n_threads", o.n_threads, 0);
+    check_threads("n_threads_batch", o.n_threads_batch, 0);
 
     llama_context_params p = llama_context_default_params();
     p.n_ctx = o.n_ctx;
@@ -151,6 +159,13 @@ void Context::check_output_index(int32_t index) const {
     if (static_cast<size_t>(index) >= outputs_.size() || !outputs_[static_cast<size_t>(index)])
         throw py::index_error("batch index " + std::to_string(index) +
                               " has no output: mark it with decode(..., logits=[...])");
+}
+
+void Context::check_seq(llama_seq_id seq_id, bool allow_all) const {
+    const int32_t n = static_cast<int32_t>(llama_n_seq_max(get()));
+    if ((seq_id >= 0 && seq_id < n) || (allow_all && seq_id == -1)) return;
+    throw py::value_error("sequence id " + std::to_string(seq_id) + " is out of range [0, " + std::to_string(n) + ")" +
+                          (allow_all ? " (or -1 for all sequences)" : ""));
 }
 
 void Context::decode(const std::vector<llama_token>& tokens, const py::object& positions, const py::object& seq_ids,
@@ -249,6 +264,9 @@ void Context::decode(const std::vector<llama_token>& tokens, const py::object& p
             py::gil_scoped_release release;
             if (!cancel_.load()) rc = llama_decode(ctx, batch);
             else rc = 2;
+            // Callers read the outputs next anyway; synchronising here also books this
+            // batch in llama.cpp's perf counters as its own (prompt vs one-token eval).
+            if (rc == 0) llama_synchronize(ctx);
             if (rc != 0 && rc != 1 && rc != -1 && mem != nullptr) {
                 // Aborted or failed midway: drop the ubatches that made it into the cache.
                 for (auto& [s, p] : before) llama_memory_seq_rm(mem, s, p + 1, -1);
@@ -379,7 +397,8 @@ void register_context(py::module_& m) {
         .def(
             "set_threads",
             [](Context& self, int32_t n, int32_t nb) {
-                if (n < 1 || nb < 1) throw py::value_error("thread counts must be >= 1");
+                check_threads("n_threads", n, 1);
+                check_threads("n_threads_batch", nb, 1);
                 auto g = self.lock();
                 llama_set_n_threads(self.get(), n, nb);
             },
@@ -449,6 +468,7 @@ On failure the cache holds no part of the batch.)pbdoc")
             "seq_rm",
             [](Context& self, llama_seq_id s, llama_pos p0, llama_pos p1) {
                 auto g = self.lock();
+                self.check_seq(s, true);
                 return llama_memory_seq_rm(memory_of(self.get()), s, p0, p1);
             },
             py::arg("seq_id"), py::arg("p0") = -1, py::arg("p1") = -1,
@@ -465,12 +485,23 @@ On failure the cache holds no part of the batch.)pbdoc")
             py::arg("src"), py::arg("dst"), py::arg("p0") = -1, py::arg("p1") = -1)
         .def(
             "seq_keep",
-            [](Context& self, llama_seq_id s) { auto g = self.lock(); llama_memory_seq_keep(memory_of(self.get()), s); },
+            [](Context& self, llama_seq_id s) {
+                auto g = self.lock();
+                self.check_seq(s);
+                // llama_memory_seq_keep only touches the stream of `s` when each sequence has
+                // its own (kv_unified=False); removing every other sequence works for both.
+                llama_memory_t mem = memory_of(self.get());
+                const auto n = static_cast<llama_seq_id>(llama_n_seq_max(self.get()));
+                for (llama_seq_id other = 0; other < n; ++other) {
+                    if (other != s) llama_memory_seq_rm(mem, other, -1, -1);
+                }
+            },
             py::arg("seq_id"))
         .def(
             "seq_add",
             [](Context& self, llama_seq_id s, llama_pos p0, llama_pos p1, llama_pos delta) {
                 auto g = self.lock();
+                self.check_seq(s);
                 llama_memory_t mem = memory_of(self.get());
                 if (!llama_memory_can_shift(mem)) throw py::value_error("this model's cache cannot shift positions");
                 llama_memory_seq_add(mem, s, p0, p1, delta);
@@ -479,11 +510,11 @@ On failure the cache holds no part of the batch.)pbdoc")
             "Shift positions [p0, p1) by ``delta``.")
         .def(
             "seq_pos_min",
-            [](Context& self, llama_seq_id s) { auto g = self.lock(); return llama_memory_seq_pos_min(memory_of(self.get()), s); },
+            [](Context& self, llama_seq_id s) { auto g = self.lock(); self.check_seq(s); return llama_memory_seq_pos_min(memory_of(self.get()), s); },
             py::arg("seq_id"), "Smallest cached position, or -1 when the sequence is empty.")
         .def(
             "seq_pos_max",
-            [](Context& self, llama_seq_id s) { auto g = self.lock(); return llama_memory_seq_pos_max(memory_of(self.get()), s); },
+            [](Context& self, llama_seq_id s) { auto g = self.lock(); self.check_seq(s); return llama_memory_seq_pos_max(memory_of(self.get()), s); },
             py::arg("seq_id"), "Largest cached position, or -1 when the sequence is empty.")
         .def_property_readonly("can_shift", [](Context& self) {
             auto g = self.lock();
@@ -504,6 +535,7 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::bytes& data) {
                 std::string_view view = data;
                 auto g = self.lock();
+                self.forget_outputs();
                 if (llama_state_set_data(self.get(), reinterpret_cast<const uint8_t*>(view.data()), view.size()) == 0)
                     throw py::value_error("invalid state data for this context");
             },
@@ -524,6 +556,7 @@ On failure the cache holds no part of the batch.)pbdoc")
                 auto g = self.lock();
                 std::vector<llama_token> tokens(llama_n_ctx(self.get()));
                 size_t count = 0;
+                self.forget_outputs();
                 if (!llama_state_load_file(self.get(), p.c_str(), tokens.data(), tokens.size(), &count))
                     throw py::value_error("cannot restore the state file " + p + " into this context");
                 tokens.resize(count);
@@ -534,6 +567,7 @@ On failure the cache holds no part of the batch.)pbdoc")
             "seq_state_get",
             [](Context& self, llama_seq_id s) {
                 auto g = self.lock();
+                self.check_seq(s);
                 llama_context* ctx = self.get();
                 std::string buf(llama_state_seq_get_size(ctx, s), '\0');
                 size_t n = llama_state_seq_get_data(ctx, reinterpret_cast<uint8_t*>(buf.data()), buf.size(), s);
@@ -546,8 +580,18 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::bytes& data, llama_seq_id s) {
                 std::string_view view = data;
                 auto g = self.lock();
-                if (llama_state_seq_set_data(self.get(), reinterpret_cast<const uint8_t*>(view.data()), view.size(), s) == 0)
-                    throw py::value_error("invalid sequence state data for this context");
+                self.check_seq(s);
+                self.forget_outputs();
+                size_t read = 0;
+                std::string reason;
+                {
+                    LogCapture capture;
+                    read = llama_state_seq_set_data(self.get(), reinterpret_cast<const uint8_t*>(view.data()), view.size(), s);
+                    reason = capture.reason();
+                }
+                flush_logs();
+                if (read == 0)
+                    throw py::value_error("invalid sequence state data for this context" + (reason.empty() ? "" : ": " + reason));
             },
             py::arg("data"), py::arg("seq_id"))
         .def(
@@ -555,6 +599,7 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::object& path, llama_seq_id s, const std::vector<llama_token>& tokens) {
                 std::string p = fspath(path);
                 auto g = self.lock();
+                self.check_seq(s);
                 if (llama_state_seq_save_file(self.get(), p.c_str(), s, tokens.data(), tokens.size()) == 0)
                     raise_os_error(PyExc_OSError, EIO, p);
             },
@@ -564,10 +609,20 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::object& path, llama_seq_id s) {
                 std::string p = fspath(path);
                 auto g = self.lock();
+                self.check_seq(s);
                 std::vector<llama_token> tokens(llama_n_ctx(self.get()));
-                size_t count = 0;
-                if (llama_state_seq_load_file(self.get(), p.c_str(), s, tokens.data(), tokens.size(), &count) == 0)
-                    throw py::value_error("cannot restore the sequence state file " + p + " into this context");
+                size_t count = 0, read = 0;
+                self.forget_outputs();
+                std::string reason;
+                {
+                    LogCapture capture;
+                    read = llama_state_seq_load_file(self.get(), p.c_str(), s, tokens.data(), tokens.size(), &count);
+                    reason = capture.reason();
+                }
+                flush_logs();
+                if (read == 0)
+                    throw py::value_error("cannot restore the sequence state file " + p + " into this context" +
+                                          (reason.empty() ? "" : ": " + reason));
                 tokens.resize(count);
                 return tokens;
             },
@@ -583,6 +638,7 @@ On failure the cache holds no part of the batch.)pbdoc")
         .def("perf",
              [](Context& self) {
                  auto g = self.lock();
+                 llama_synchronize(self.get());  // llama.cpp books a decode's tokens on synchronisation
                  llama_perf_context_data d = llama_perf_context(self.get());
                  return Perf{d.t_load_ms, d.t_p_eval_ms, d.t_eval_ms, d.n_p_eval, d.n_eval,
                              static_cast<int64_t>(self.n_decode_calls), static_cast<int64_t>(self.n_tokens_decoded)};

@@ -46,6 +46,10 @@ public:
 
     // ValueError/IndexError unless `index` names an output row of the last decode.
     void check_output_index(int32_t index) const;
+    // ValueError unless 0 <= seq_id < n_seq_max (or -1, meaning all, when allow_all).
+    void check_seq(llama_seq_id seq_id, bool allow_all = false) const;
+    // After a state restore the last decode's outputs no longer describe the cache.
+    void forget_outputs() { outputs_.clear(); n_outputs_ = 0; }
 
     void decode(const std::vector<llama_token>& tokens, const py::object& positions, const py::object& seq_ids,
                 const py::object& logits);

@@ -73,9 +73,31 @@ LogCapture::LogCapture() : previous_(active_capture) { active_capture = this; }
 LogCapture::~LogCapture() { active_capture = previous_; }
 
 std::string LogCapture::reason() const {
+    // llama.cpp explains a failure in one or more error lines, then adds a generic one
+    // ("failed to load model"): keep the explanation, without the function-name prefixes.
+    static const char* generic[] = {"failed to load model", "failed to decode", "failed to initialize batch",
+                                    "failed to parse grammar", "failed to initialize the context"};
+    auto strip = [](const std::string& line) {
+        size_t colon = line.find(": ");
+        bool is_prefix = colon != std::string::npos && colon > 0 &&
+                         line.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == colon;
+        std::string text = is_prefix ? line.substr(colon + 2) : line;
+        size_t start = text.find_first_not_of(" -");
+        return start == std::string::npos ? std::string() : text.substr(start);
+    };
+    std::string joined;
+    for (auto& [level, line] : lines_) {
+        if (level < 40) continue;
+        bool is_generic = false;
+        for (const char* g : generic) is_generic |= line.find(g) != std::string::npos;
+        std::string text = strip(line);
+        if (is_generic || text.empty()) continue;
+        joined += (joined.empty() ? "" : " ") + text;
+    }
+    if (!joined.empty()) return joined;
     for (int wanted : {40, 30}) {
         for (auto it = lines_.rbegin(); it != lines_.rend(); ++it) {
-            if (it->first >= wanted) return it->second;
+            if (it->first >= wanted) return strip(it->second);
         }
     }
     return "";

@@ -2,6 +2,7 @@
 
 #include "context.h"
 #include "errors.h"
+#include "grammar_check.h"
 #include "logging.h"
 #include "stderr_capture.h"
 
@@ -26,6 +27,13 @@ void check_unit(const char* name, double value) {
     if (value < 0.0 || value > 1.0) throw py::value_error(std::string(name) + " must be in [0, 1], got " + std::to_string(value));
 }
 
+void check_mirostat(float tau, float eta) {
+    check_finite("tau", tau);
+    check_finite("eta", eta);
+    if (tau <= 0) throw py::value_error("tau must be > 0");
+    if (eta <= 0) throw py::value_error("eta must be > 0");
+}
+
 class Sampler {
 public:
     explicit Sampler(const Model& model) : model_(model.handle()) {
@@ -35,7 +43,11 @@ public:
     }
 
     Sampler(const Sampler& other)
-        : model_(other.model_), has_selector_(other.has_selector_), chain_(llama_sampler_clone(other.get()), llama_sampler_free) {}
+        : has_mirostat_(other.has_mirostat_),
+          model_(other.model_),
+          grammar_stages_(other.grammar_stages_),
+          has_selector_(other.has_selector_),
+          chain_(llama_sampler_clone(other.get()), llama_sampler_free) {}
 
     llama_sampler* get() const {
         if (!chain_) raise_closed("Sampler");
@@ -44,15 +56,23 @@ public:
     const llama_vocab* vocab() const { return llama_model_get_vocab(model_.get()); }
     int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
 
-    void add(llama_sampler* stage, bool selects = false) {
+    void add(llama_sampler* stage, bool selects = false, bool is_grammar = false) {
         llama_sampler* chain = get();
         if (has_selector_) {
             llama_sampler_free(stage);
             throw py::value_error("the chain already ends in a selecting stage (greedy, dist or mirostat); "
                                   "add filters before it");
         }
+        if (is_grammar) grammar_stages_.push_back(llama_sampler_chain_n(chain));
         llama_sampler_chain_add(chain, stage);
         has_selector_ = selects;
+    }
+
+    // -1 ("the whole context") becomes the model's trained context: llama.cpp would read it as 0.
+    int32_t history_length(int32_t last_n) const {
+        if (last_n != -1) return last_n;
+        int32_t n = llama_model_n_ctx_train(model_.get());
+        return n > 0 ? n : 4096;
     }
 
     llama_token sample(Context& context, int32_t index) {
@@ -63,18 +83,58 @@ public:
         llama_context* ctx = context.get();
         if (context.model() != model_) throw py::value_error("this Sampler was built for another model");
         context.check_output_index(index);
+        if (grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_) {
+            llama_token token = sample_grammar_last(ctx, index);
+            if (token != LLAMA_TOKEN_NULL) return token;
+        }
         return llama_sampler_sample(chain, ctx, index);
     }
+
+    // True when every grammar stage accepts `token` now.
+    bool grammar_allows(llama_token token) const {
+        for (int32_t i : grammar_stages_) {
+            llama_token_data one{token, 0.0f, 0.0f};
+            llama_token_data_array arr{&one, 1, -1, false};
+            llama_sampler_apply(llama_sampler_chain_get(chain_.get(), i), &arr);
+            if (!std::isfinite(one.logit)) return false;
+        }
+        return true;
+    }
+
+    bool has_mirostat_ = false;
 
     void close() { chain_.reset(); }
 
 private:
+    // Checking a grammar against the whole vocabulary costs far more than the model's own
+    // step. Like llama.cpp's tools, sample with the other stages first and check only the
+    // chosen token; fall back to the full chain when the grammar rejects it.
+    llama_token sample_grammar_last(llama_context* ctx, int32_t index) {
+        llama_sampler* chain = chain_.get();
+        const float* logits = llama_get_logits_ith(ctx, index);
+        if (logits == nullptr) return LLAMA_TOKEN_NULL;
+        const int32_t n = n_vocab();
+        candidates_.resize(static_cast<size_t>(n));
+        for (int32_t i = 0; i < n; ++i) candidates_[static_cast<size_t>(i)] = llama_token_data{i, logits[i], 0.0f};
+        llama_token_data_array arr{candidates_.data(), candidates_.size(), -1, false};
+        for (int32_t i = 1; i < llama_sampler_chain_n(chain); ++i) llama_sampler_apply(llama_sampler_chain_get(chain, i), &arr);
+        if (arr.selected < 0 || static_cast<size_t>(arr.selected) >= arr.size) return LLAMA_TOKEN_NULL;
+        llama_token token = arr.data[arr.selected].id;
+        if (!grammar_allows(token)) return LLAMA_TOKEN_NULL;
+        llama_sampler_accept(chain, token);
+        return token;
+    }
+
     ModelPtr model_;
+    std::vector<int32_t> grammar_stages_;  // chain positions of grammar stages
+    std::vector<llama_token_data> candidates_;
     bool has_selector_ = false;
     std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> chain_{nullptr, llama_sampler_free};
 };
 
 Sampler& add_grammar(Sampler& self, const std::string& grammar, const std::string& root) {
+    if (std::string problem = check_grammar_repetitions(grammar); !problem.empty())
+        raise_error("GrammarError", "invalid grammar: " + problem);
     llama_sampler* stage = nullptr;
     std::string reason;
     {
@@ -87,7 +147,7 @@ Sampler& add_grammar(Sampler& self, const std::string& grammar, const std::strin
     }
     flush_logs();
     if (stage == nullptr) raise_error("GrammarError", "invalid grammar: " + (reason.empty() ? "llama.cpp rejected it" : reason));
-    self.add(stage);
+    self.add(stage, false, true);
     return self;
 }
 
@@ -159,7 +219,7 @@ void register_sampler(py::module_& m) {
                 check_finite("presence", presence);
                 if (last_n < -1) throw py::value_error("last_n must be >= -1");
                 if (repeat <= 0) throw py::value_error("repeat penalty must be > 0");
-                s.add(llama_sampler_init_penalties(s.n_vocab(), last_n, repeat, frequency, presence));
+                s.add(llama_sampler_init_penalties(s.n_vocab(), s.history_length(last_n), repeat, frequency, presence));
                 return s;
             },
             py::arg("last_n") = 64, py::arg("repeat") = 1.0f, py::arg("frequency") = 0.0f, py::arg("presence") = 0.0f,
@@ -170,9 +230,12 @@ void register_sampler(py::module_& m) {
                const std::vector<std::string>& breakers) -> Sampler& {
                 check_finite("multiplier", multiplier);
                 check_finite("base", base);
+                if (last_n < -1 || last_n > (1 << 20)) throw py::value_error("last_n must be in [-1, 1048576]");
+                if (allowed_length < 0) throw py::value_error("allowed_length must be >= 0");
                 std::vector<const char*> ptrs;
                 for (auto& b : breakers) ptrs.push_back(b.c_str());
-                s.add(llama_sampler_init_dry(s.vocab(), multiplier, base, allowed_length, last_n, ptrs.data(), ptrs.size()));
+                s.add(llama_sampler_init_dry(s.vocab(), multiplier, base, allowed_length, s.history_length(last_n), ptrs.data(),
+                                             ptrs.size()));
                 return s;
             },
             py::arg("multiplier"), py::arg("base") = 1.75f, py::arg("allowed_length") = 2, py::arg("last_n") = -1,
@@ -180,14 +243,19 @@ void register_sampler(py::module_& m) {
         .def(
             "add_mirostat",
             [](Sampler& s, uint32_t seed, float tau, float eta, int32_t m) -> Sampler& {
+                check_mirostat(tau, eta);
+                if (m < 1) throw py::value_error("m must be >= 1");
                 s.add(llama_sampler_init_mirostat(s.n_vocab(), seed, tau, eta, m), true);
+                s.has_mirostat_ = true;
                 return s;
             },
             py::arg("seed"), py::arg("tau") = 5.0f, py::arg("eta") = 0.1f, py::arg("m") = 100, R::reference_internal)
         .def(
             "add_mirostat_v2",
             [](Sampler& s, uint32_t seed, float tau, float eta) -> Sampler& {
+                check_mirostat(tau, eta);
                 s.add(llama_sampler_init_mirostat_v2(seed, tau, eta), true);
+                s.has_mirostat_ = true;
                 return s;
             },
             py::arg("seed"), py::arg("tau") = 5.0f, py::arg("eta") = 0.1f, R::reference_internal)
@@ -221,6 +289,9 @@ void register_sampler(py::module_& m) {
             "accept",
             [](Sampler& s, llama_token token) {
                 if (token < 0 || token >= s.n_vocab()) throw py::value_error("token id " + std::to_string(token) + " is out of range");
+                // llama.cpp aborts the process when a grammar is handed a token it forbids.
+                if (!s.grammar_allows(token))
+                    throw py::value_error("token id " + std::to_string(token) + " is not allowed by the grammar here");
                 llama_sampler_accept(s.get(), token);
             },
             py::arg("token"), "Tell the stateful stages (penalties, grammar, ...) about a token chosen elsewhere.")

@@ -700,7 +700,7 @@ def engine_accepts(core, model, context, schema: Any, text: str) -> bool:
     for token in model.tokenize(text, add_special=False):
         try:
             sampler.accept(token)
-        except RuntimeError:
+        except ValueError:  # the binding refuses a token the grammar forbids
             return False
     if context.seq_pos_max(0) < 0:
         context.decode(model.tokenize("JSON:"))

@@ -513,3 +513,17 @@ def test_out_of_range_sequence_id(
     first, *_ = result.stdout.splitlines() or [""]
     assert first.startswith("clear error:"), f"{call}: {result.stdout}"
     assert "alive 3" in result.stdout
+
+
+def test_state_restore_forgets_the_last_outputs(model: _core.Model) -> None:
+    """A restored state holds no logits: reading the previous decode's must not look valid."""
+    ctx = _core.Context(model, n_ctx=256, n_threads=1)
+    ctx.decode([1, 2, 3])
+    saved = ctx.state_get()
+    ctx.logits()
+    ctx.state_set(saved)
+    with pytest.raises(IndexError):
+        ctx.logits()
+    ctx.decode([4])
+    assert ctx.logits().shape == (model.n_vocab,)
+    ctx.close()
