@@ -28,6 +28,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from fireside.errors import ContextLengthError, FiresideError
+from fireside.generation.results import Usage
 from fireside.server.jobs import Done, Job
 from fireside.server.metrics import Metrics
 from fireside.server.slots import Slot
@@ -248,8 +249,8 @@ class Engine:
                     return
                 job = self._waiting.popleft()
             if job.cancelled:  # gave up while waiting
-                with self._cond:
-                    self._n_jobs -= 1
+                n = len(job.prompt)
+                self._release(job, Done("cancelled", Usage(n, 0, n), 0, None))
                 continue
             # the longest reusable prefix; among equals, the slot unused the longest
             slot = max(free, key=lambda s: (s.reuse(job.prompt), -s.last_used))

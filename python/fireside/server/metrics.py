@@ -147,7 +147,7 @@ class Metrics:
             metric(
                 "time_to_first_token_seconds",
                 "histogram",
-                "From a request's arrival to its first generated token.",
+                "From a request's submission to the engine to its first generated token.",
                 self.ttft.lines("time_to_first_token_seconds"),
             )
         metric(

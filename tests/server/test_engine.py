@@ -1,0 +1,123 @@
+"""The batching engine on its own (no HTTP): chunked prompts, joins, limits, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fireside import _core
+from fireside.errors import ContextLengthError
+from fireside.generation.sampling import SamplingParams, build_sampler
+from fireside.server.engine import Engine, QueueFullError
+from fireside.server.jobs import Job
+
+QUESTIONS = [
+    "Write one sentence about the moon.",
+    "What is the largest ocean on Earth?",
+    "Give me two words that rhyme with cat.",
+]
+
+
+@pytest.fixture(scope="module")
+def core(model_path: Path) -> Iterator[_core.Model]:
+    model = _core.Model(model_path)
+    yield model
+    model.close()
+
+
+def prompt(core: _core.Model, question: str) -> list[int]:
+    text = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    return core.tokenize(text, add_special=True, parse_special=True)
+
+
+def greedy(core: _core.Model) -> _core.Sampler:
+    return build_sampler(core, SamplingParams(temperature=0))
+
+
+async def run_job(engine: Engine, job: Job) -> str:
+    engine.submit(job)
+    return "".join([chunk.text async for chunk in job.events()])
+
+
+def test_chunked_prompts_beside_generating_slots_give_the_single_outputs(
+    core: _core.Model,
+) -> None:
+    """With an 8-token batch, prompts are evaluated in chunks interleaved with the other
+    slots' generation; each output still equals the output of the request alone."""
+    engine = Engine(core, parallel=3, n_ctx_seq=128, n_batch=8, n_threads=2)
+    engine.start()
+    try:
+
+        async def main() -> tuple[list[str], list[str]]:
+            alone = []
+            for q in QUESTIONS:
+                alone.append(
+                    await run_job(engine, Job(prompt(core, q), greedy(core), max_tokens=8))
+                )
+            jobs = [Job(prompt(core, q), greedy(core), max_tokens=8) for q in QUESTIONS]
+            together = await asyncio.gather(*(run_job(engine, job) for job in jobs))
+            return alone, list(together)
+
+        steps_before = engine.metrics.decode_steps
+        alone, together = asyncio.run(main())
+        assert together == alone
+        assert all(len(prompt(core, q)) > 8 for q in QUESTIONS)  # really chunked
+        assert engine.metrics.decode_sequences_max == 3
+        assert engine.metrics.decode_steps > steps_before
+    finally:
+        engine.stop()
+
+
+def test_limits_and_queue(core: _core.Model) -> None:
+    engine = Engine(core, parallel=1, n_ctx_seq=64, n_batch=64, n_threads=2, max_queue=1)
+    engine.start()
+    try:
+
+        async def main() -> None:
+            n_ctx = engine.n_ctx_seq  # llama.cpp rounds the context up (to 256 tokens)
+            too_long = list(range(100, 100 + n_ctx + 10))
+            with pytest.raises(ContextLengthError) as caught:
+                engine.submit(Job(too_long, greedy(core), max_tokens=4))
+            assert caught.value.n_prompt_tokens == n_ctx + 10 and caught.value.n_ctx == n_ctx
+            with pytest.raises(ValueError, match="empty"):
+                engine.submit(Job([], greedy(core), max_tokens=4))
+            # max_tokens is capped by the room the prompt leaves
+            job = Job(prompt(core, "Count to one hundred."), greedy(core), max_tokens=1000)
+            engine.submit(job)
+            assert job.max_tokens == n_ctx - len(job.prompt)
+            waiting = Job(prompt(core, "Hi"), greedy(core), max_tokens=2)
+            engine.submit(waiting)  # the queue holds one
+            with pytest.raises(QueueFullError):
+                engine.submit(Job(prompt(core, "Hi"), greedy(core), max_tokens=2))
+            job.cancel()
+            async for _ in job.events():
+                pass
+            assert job.result is not None and job.result.finish_reason == "cancelled"
+            async for _ in waiting.events():
+                pass
+            assert waiting.result is not None and waiting.result.usage.completion_tokens <= 2
+
+        asyncio.run(main())
+        assert engine.active_slots == 0 and engine.queue_depth == 0
+    finally:
+        engine.stop()
+
+
+def test_stopping_the_engine_ends_running_jobs_with_an_error(core: _core.Model) -> None:
+    engine = Engine(core, parallel=1, n_ctx_seq=256, n_threads=2)
+    engine.start()
+
+    async def main() -> None:
+        job = Job(prompt(core, "Write a long story."), greedy(core), max_tokens=200)
+        engine.submit(job)
+        events = job.events()
+        await events.__anext__()  # it is generating
+        await asyncio.to_thread(engine.stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            async for _ in events:
+                pass
+
+    asyncio.run(main())
+    assert not engine.running
