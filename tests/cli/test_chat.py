@@ -18,7 +18,19 @@ TIMEOUT = 240
 def chat(cli_env: dict[str, str], model_path: Path) -> pexpect.spawn:
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "fireside.cli", "chat", str(model_path), "-t", "0", "-n", "300", "-c", "1024"],
+        [
+            "-m",
+            "fireside.cli",
+            "chat",
+            str(model_path),
+            "-t",
+            "0",
+            "-n",
+            "300",
+            "-c",
+            "1024",
+            "--stats",
+        ],
         env=cli_env,
         encoding="utf-8",
         timeout=TIMEOUT,
@@ -41,9 +53,10 @@ def saved(child: pexpect.spawn, path: Path) -> list[dict[str, str]]:
 def test_chat_session(chat: pexpect.spawn, tmp_path: Path) -> None:
     chat.sendline("What is 2+2?")
     chat.expect_exact("What is 2+2?\r\n")  # the terminal's echo
-    chat.expect_exact(PROMPT)
+    chat.expect(r"\(\d+ tokens, [\d.]+ tokens/s")  # --stats
     reply = chat.before.strip()
     assert reply, "no reply was shown"
+    chat.expect_exact(PROMPT)
     history = saved(chat, tmp_path / "one.json")
     assert [m["role"] for m in history] == ["user", "assistant"]
     assert history[1]["content"].strip() == reply.replace("\r\n", "\n").strip()

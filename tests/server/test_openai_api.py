@@ -286,3 +286,36 @@ def test_chat_page_is_served(server: LiveServer) -> None:
     assert "<html" in page.text.lower()
     script = httpx.get(server.url + "/static/app.js", timeout=30)
     assert script.status_code == 200
+
+
+def test_every_documented_parameter_is_accepted(server: LiveServer) -> None:
+    reply = server.client().chat.completions.create(
+        model=server.model_id,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Name a fruit."}]},
+        ],
+        max_completion_tokens=5,
+        temperature=0.7,
+        top_p=0.9,
+        presence_penalty=0.5,
+        frequency_penalty=0.5,
+        seed=7,
+        stop=["\n\n"],
+        n=1,
+        logit_bias={"42": -100},
+        user="tester",
+        extra_body={"top_k": 20, "min_p": 0.1, "repeat_penalty": 1.1},
+    )
+    assert reply.usage is not None and 1 <= reply.usage.completion_tokens <= 5
+
+
+def test_max_completion_tokens_limits_the_reply(server: LiveServer) -> None:
+    reply = server.client().chat.completions.create(
+        model=server.model_id,
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+        max_completion_tokens=3,
+        temperature=0,
+    )
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None and reply.usage.completion_tokens == 3

@@ -179,7 +179,10 @@ class ChatLoop:
 
 def chat(
     model: Annotated[
-        str | None, typer.Argument(help="Model name or .gguf path (default: the default model).")
+        str | None,
+        typer.Argument(
+            metavar="[MODEL]", help="Model name or .gguf path (default: the default model)."
+        ),
     ] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System message.")] = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="0 is greedy.")] = 0.8,

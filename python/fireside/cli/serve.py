@@ -44,7 +44,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def serve(
     model: Annotated[
-        str | None, typer.Argument(help="Model name or .gguf path (default: the default model).")
+        str | None,
+        typer.Argument(
+            metavar="[MODEL]", help="Model name or .gguf path (default: the default model)."
+        ),
     ] = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")
