@@ -181,7 +181,7 @@ def chat(
     model: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MODEL]", help="Model name or .gguf path (default: the default model)."
+            metavar="MODEL", help="Model name or .gguf path (default: the default model)."
         ),
     ] = None,
     system: Annotated[str | None, typer.Option("--system", "-s", help="System message.")] = None,

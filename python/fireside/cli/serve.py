@@ -46,7 +46,7 @@ def serve(
     model: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MODEL]", help="Model name or .gguf path (default: the default model)."
+            metavar="MODEL", help="Model name or .gguf path (default: the default model)."
         ),
     ] = None,
     host: Annotated[
