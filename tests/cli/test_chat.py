@@ -30,6 +30,8 @@ def chat(cli_env: dict[str, str], model_path: Path) -> pexpect.spawn:
             "-c",
             "1024",
             "--stats",
+            "--threads",
+            "1",
         ],
         env=cli_env,
         encoding="utf-8",

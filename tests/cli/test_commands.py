@@ -103,7 +103,7 @@ def _read_line(stream, timeout: float) -> str:  # type: ignore[no-untyped-def]
 def test_serve_answers_and_stops_on_ctrl_c(cli_env: dict[str, str], model_path: Path) -> None:
     process = subprocess.Popen(
         [*CLI, "serve", str(model_path), "--port", "0", "--parallel", "2", "--ctx-size", "256",
-         "--api-key", "secret"],
+         "--api-key", "secret", "--threads", "1"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,13 +12,13 @@ from fireside.model import Model
 from .conftest import fireside
 
 PROMPT = "What is the capital of France?"
-OPTIONS = ["-t", "0", "-n", "16", "--ctx-size", "512"]
+OPTIONS = ["-t", "0", "-n", "16", "--ctx-size", "512", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def expected(model_path: Path) -> str:
     """The same request through the Python API (greedy, so it must match exactly)."""
-    with Model(model_path, n_ctx=512) as model:
+    with Model(model_path, n_ctx=512, n_threads=1) as model:
         tokens = model.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=True)
         return model.generate(tokens, max_tokens=16, temperature=0).text
 
@@ -46,7 +46,7 @@ def test_run_with_system_and_raw(cli_env: dict[str, str], model_path: Path) -> N
     assert done.stdout.strip()
     raw = fireside(cli_env, "run", str(model_path), "The sky is", "--raw", *OPTIONS)
     assert raw.returncode == 0, raw.stderr
-    with Model(model_path, n_ctx=512) as model:
+    with Model(model_path, n_ctx=512, n_threads=1) as model:
         assert raw.stdout.rstrip("\n") == model.generate(
             "The sky is", max_tokens=16, temperature=0
         ).text.rstrip("\n")
@@ -62,7 +62,16 @@ def test_run_json_schema(cli_env: dict[str, str], model_path: Path, tmp_path: Pa
     path = tmp_path / "schema.json"
     path.write_text(json.dumps(schema))
     done = fireside(
-        cli_env, "run", str(model_path), "Give me a color.", "--json-schema", str(path), "-t", "0"
+        cli_env,
+        "run",
+        str(model_path),
+        "Give me a color.",
+        "--json-schema",
+        str(path),
+        "-t",
+        "0",
+        "--threads",
+        "1",
     )
     assert done.returncode == 0, done.stderr
     jsonschema.validate(json.loads(done.stdout), schema)

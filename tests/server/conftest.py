@@ -1,5 +1,6 @@
-"""A real server on loopback for the server tests: uvicorn in a background thread,
-the real test model, small slots so the tests stay fast on two cores."""
+"""A real server on loopback for the server tests: uvicorn in a background thread, the
+real test model, small slots and one decode thread, so the tests stay fast on two shared
+cores (more threads than free cores make llama.cpp spin-wait: many times slower)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def serve(app: Any, api_key: str | None = None) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def server(model_path: Path) -> Iterator[LiveServer]:
     """The shared server: 8 slots of 256 tokens, 2 threads."""
-    app = create_app(model_path, parallel=PARALLEL, ctx_size=SLOT_CTX, n_threads=2, max_queue=32)
+    app = create_app(model_path, parallel=PARALLEL, ctx_size=SLOT_CTX, n_threads=1, max_queue=32)
     with serve(app) as live:
         yield live
 

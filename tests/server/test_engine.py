@@ -46,7 +46,7 @@ def test_chunked_prompts_beside_generating_slots_give_the_single_outputs(
 ) -> None:
     """With an 8-token batch, prompts are evaluated in chunks interleaved with the other
     slots' generation; each output still equals the output of the request alone."""
-    engine = Engine(core, parallel=3, n_ctx_seq=128, n_batch=8, n_threads=2)
+    engine = Engine(core, parallel=3, n_ctx_seq=128, n_batch=8, n_threads=1)
     engine.start()
     try:
 
@@ -71,7 +71,7 @@ def test_chunked_prompts_beside_generating_slots_give_the_single_outputs(
 
 
 def test_limits_and_queue(core: _core.Model) -> None:
-    engine = Engine(core, parallel=1, n_ctx_seq=64, n_batch=64, n_threads=2, max_queue=1)
+    engine = Engine(core, parallel=1, n_ctx_seq=64, n_batch=64, n_threads=1, max_queue=1)
     engine.start()
     try:
 
@@ -106,7 +106,7 @@ def test_limits_and_queue(core: _core.Model) -> None:
 
 
 def test_stopping_the_engine_ends_running_jobs_with_an_error(core: _core.Model) -> None:
-    engine = Engine(core, parallel=1, n_ctx_seq=256, n_threads=2)
+    engine = Engine(core, parallel=1, n_ctx_seq=256, n_threads=1)
     engine.start()
 
     async def main() -> None:

@@ -190,7 +190,7 @@ def guarded(model_path: Path) -> Iterator[LiveServer]:
         model_path,
         parallel=1,
         ctx_size=512,
-        n_threads=2,
+        n_threads=1,
         max_queue=0,
         api_key=API_KEY,
         max_body_bytes=BODY_LIMIT,

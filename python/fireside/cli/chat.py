@@ -196,13 +196,17 @@ def chat(
         int | None, typer.Option("--ctx-size", "-c", min=64, help="Context size in tokens.")
     ] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Show tokens/s after each reply.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+    ] = None,
 ) -> None:
     """Chat with a model in the terminal."""
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # Windows
         pass
-    loaded = load_model(model, n_ctx=ctx_size, seed=seed)
+    loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads)
     try:
         session = loaded.chat_session(system)
         options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}

@@ -71,6 +71,10 @@ def run(
     ctx_size: Annotated[
         int | None, typer.Option("--ctx-size", "-c", min=64, help="Context size in tokens.")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+    ] = None,
 ) -> None:
     """Answer one prompt, streaming the reply to stdout."""
     name, prompt = _split_arguments(arguments)
@@ -81,7 +85,7 @@ def run(
     if raw and system is not None:
         raise CLIError("--system needs the chat template; it cannot be used with --raw")
     schema = _read_schema(json_schema) if json_schema is not None else None
-    model = load_model(name, n_ctx=ctx_size, seed=seed)
+    model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads)
     try:
         target: Any
         if raw:
