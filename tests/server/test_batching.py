@@ -3,6 +3,7 @@ and get exactly the greedy output they would get alone."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -51,31 +52,38 @@ def test_eight_concurrent_streams_match_their_sequential_greedy_outputs(
     t_alone = time.perf_counter() - t0
     before = server.wait_idle()
 
-    together: list[tuple[str, int] | None] = [None] * len(PROMPTS)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(PROMPTS))
+    async def all_at_once() -> list[tuple[str, int]]:
+        client = server.async_client()  # one event loop: the test's Python work stays small
 
-    def client_thread(i: int) -> None:
+        async def one(prompt: str) -> tuple[str, int]:
+            parts, tokens = [], 0
+            stream = await client.chat.completions.create(
+                model=server.model_id,
+                messages=[{"role": "user", "content": prompt}],
+                max_tokens=MAX_TOKENS,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in stream:
+                if chunk.choices:
+                    parts.append(chunk.choices[0].delta.content or "")
+                if chunk.usage is not None:
+                    tokens = chunk.usage.completion_tokens
+            return "".join(parts), tokens
+
         try:
-            own = server.client()  # one connection per simulated user
-            barrier.wait(60)
-            together[i] = stream_text(own, server.model_id, PROMPTS[i])
-        except Exception as e:  # noqa: BLE001 - reported by the main thread
-            errors.append(e)
+            return list(await asyncio.gather(*(one(p) for p in PROMPTS)))
+        finally:
+            await client.close()
 
-    threads = [threading.Thread(target=client_thread, args=(i,)) for i in range(len(PROMPTS))]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    together = asyncio.run(all_at_once())
     t_together = time.perf_counter() - t0
-    assert not errors, errors
     after = server.wait_idle()
 
     # every request finished, with exactly the text it got alone
     for prompt, single, batched in zip(PROMPTS, alone, together):
-        assert batched is not None
         assert batched == single, f"{prompt!r}: alone {single[0]!r}, batched {batched[0]!r}"
 
     n_tokens = sum(n for _, n in alone)
