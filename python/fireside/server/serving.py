@@ -235,12 +235,11 @@ class Service:
             options["seed"] = req.seed & SEED_MAX  # OpenAI takes any 64-bit integer
         if req.logit_bias:
             options["logit_bias"] = {int(k): v for k, v in req.logit_bias.items()}
-        try:
+        try:  # GrammarError (a ValueError) is answered as a response_format error
             params = SamplingParams(grammar=grammar, **options)
             return build_sampler(self.core, params, n_ctx=self.engine.n_ctx_seq)
         except ValueError as e:
-            param = "response_format" if grammar is not None and "grammar" in str(e) else None
-            raise from_exception(e, param=param) from None
+            raise from_exception(e) from None
 
     def _submit(self, job: Job) -> None:
         try:
