@@ -681,7 +681,7 @@ def model(core, model_path):
 
 @pytest.fixture(scope="module")
 def context(core, model):
-    ctx = core.Context(model, n_ctx=512, n_batch=512, n_threads=2)
+    ctx = core.Context(model, n_ctx=512, n_batch=512, n_threads=1)
     yield ctx
     ctx.close()
 

@@ -144,7 +144,7 @@ def model(core, model_path):
 
 @pytest.fixture(scope="module")
 def context(core, model):
-    ctx = core.Context(model, n_ctx=256, n_batch=64, n_threads=2)
+    ctx = core.Context(model, n_ctx=256, n_batch=64, n_threads=1)
     ctx.decode(model.tokenize("The capital of France is"))
     yield ctx
     ctx.close()
