@@ -27,10 +27,11 @@ def devices() -> None:
 
     from fireside import _core
 
+    found = _core.devices()
     table = Table(box=None, pad_edge=False)
     for column in ("NAME", "TYPE", "DESCRIPTION", "FREE", "TOTAL"):
         table.add_column(column)
-    for device in _core.devices():
+    for device in found:
         table.add_row(
             device.name,
             device.type,
@@ -40,8 +41,11 @@ def devices() -> None:
         )
     console = Console(soft_wrap=False)
     console.print(table)
-    offload = "yes" if _core.supports_gpu_offload() else "no"
-    console.print(f"\nGPU offload in this build: {offload}", highlight=False)
+    # llama.cpp counts a compiled-in RPC backend as "GPU offload": report what is really there.
+    gpus = [d.name for d in found if d.type in ("gpu", "igpu")]
+    offload = ", ".join(gpus) if gpus else "none (CPU only)"
+    rpc = "yes" if _core.supports_rpc() else "no"
+    console.print(f"\nGPU devices: {offload}; RPC backend compiled in: {rpc}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
