@@ -1,0 +1,26 @@
+"""README's Python examples run as written (with the test model's path for its name)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_readme_has_python_examples() -> None:
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs(
+    code: str, model_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "OpenAI(" in code:
+        pytest.skip("needs a running server: tests/server covers the OpenAI client")
+    code = code.replace('"smollm2-135m-instruct"', repr(str(model_path)))
+    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})  # noqa: S102 (our own README)
+    assert capsys.readouterr().out.strip(), "the example printed nothing"
