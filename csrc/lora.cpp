@@ -3,11 +3,16 @@
 #include "errors.h"
 #include "logging.h"
 
+#include <cerrno>
+#include <sys/stat.h>
 #include <vector>
 
 namespace fireside {
 
 LoraAdapter::LoraAdapter(ModelPtr model, const std::string& path) : path_(path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) raise_os_error(PyExc_FileNotFoundError, ENOENT, path);
+    if (S_ISDIR(st.st_mode)) raise_os_error(PyExc_IsADirectoryError, EISDIR, path);
     llama_adapter_lora* raw = nullptr;
     std::string reason;
     {
