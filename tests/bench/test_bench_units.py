@@ -13,7 +13,7 @@ from fireside.bench.reference import (
     parse_llama_bench,
     parse_llama_completion,
 )
-from fireside.bench.stats import Figure, ratio
+from fireside.bench.stats import Figure, paired_ratio, ratio
 from fireside.bench.suite import TARGETS
 
 
@@ -27,6 +27,15 @@ def test_figure_median_spread_and_ratio() -> None:
     assert ratio(a, Figure("empty", "t/s")) is None
     assert ratio(None, b) is None
     assert a.to_json()["samples"] == [100.0, 90.0, 110.0, 105.0, 95.0]
+
+
+def test_paired_ratio_cancels_drift_that_hits_both_sides() -> None:
+    # the machine slows down run by run; each pair is measured back to back
+    ours = Figure("ours", "t/s", [97.0, 48.5, 97.0, 24.25, 97.0])
+    ref = Figure("ref", "t/s", [100.0, 50.0, 100.0, 25.0, 100.0])
+    assert paired_ratio(ours, ref) == pytest.approx(0.97)
+    assert paired_ratio(ours, Figure("short", "t/s", [1.0])) is None
+    assert paired_ratio(Figure("empty", "t/s"), ref) is None
 
 
 def test_targets_check_both_directions() -> None:

@@ -55,16 +55,20 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
         f"- reference tools: {results['reference_dir'] or 'not built (ours only)'}",
         "",
         "Each cell: median over the runs (± half the min-max range as a share of the median).",
+        "Ratio: fireside / llama.cpp, the median of the per-run ratios (each run measures both",
+        "sides back to back, so load drifting on a shared machine cancels within a pair); the",
+        "ratio of the two medians is shown after it.",
         "",
         "## Against llama.cpp",
         "",
-        "| measurement | fireside | llama.cpp | ratio (fireside / llama.cpp) | target |",
-        "| --- | --- | --- | --- | --- |",
+        "| measurement | fireside | llama.cpp | ratio | ratio of medians | target |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     targets = _target_lookup(results["targets"])
     for row in results["comparisons"]:
         ours, ref = figures.get(row["ours"]), figures.get(row["reference"] or "")
         r = results["ratios"].get(row["ratio"])
+        rm = results.get("ratios_of_medians", {}).get(row["ratio"])
         t = targets.get(row["ratio"])
         target = "-"
         if t is not None:
@@ -73,7 +77,8 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
         unit = f" {ours.unit}" if ours is not None and ours.unit not in ("s", "B") else ""
         lines.append(
             f"| {row['label']}{unit} | {_cell(ours)} | {_cell(ref)} | "
-            f"{'-' if r is None else f'{r:.3f}'} | {target} |"
+            f"{'-' if r is None else f'{r:.3f}'} | {'-' if rm is None else f'{rm:.3f}'} | "
+            f"{target} |"
         )
     lines += [
         "",

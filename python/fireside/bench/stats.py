@@ -76,5 +76,16 @@ def ratio(ours: Figure | None, reference: Figure | None) -> float | None:
     return a / b
 
 
+def paired_ratio(ours: Figure | None, reference: Figure | None) -> float | None:
+    """The median over runs of ``ours[i] / reference[i]``: each pair was measured back to
+    back, so drift on a shared machine cancels within a pair. ``None`` unless both figures
+    have the same number of samples."""
+    if ours is None or reference is None or not ours.samples:
+        return None
+    if len(ours.samples) != len(reference.samples) or 0.0 in reference.samples:
+        return None
+    return statistics.median(a / b for a, b in zip(ours.samples, reference.samples))
+
+
 def median_of(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None

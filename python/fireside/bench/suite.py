@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fireside.bench.stats import Figure, ratio
+from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
 
@@ -128,6 +128,7 @@ class Suite:
         self.config = config
         self.figures: dict[str, Figure] = {}
         self.ratios: dict[str, float | None] = {}
+        self.ratios_of_medians: dict[str, float | None] = {}
         self.skipped: dict[str, str] = {}
         self.notes: list[str] = []
         self._progress = progress or (lambda message: log.info(message))
@@ -141,6 +142,15 @@ class Suite:
         if key not in self.figures:
             self.figures[key] = Figure(key, unit, higher_is_better=higher_is_better)
         return self.figures[key]
+
+    def compare(self, key: str, ours: Figure | None, reference: Figure | None) -> None:
+        """Record ``ours / reference``: the median of the per-run (back-to-back) ratios,
+        which a drifting machine load cannot bias, or the ratio of the medians when the
+        runs do not pair up. Both are kept."""
+        of_medians = ratio(ours, reference)
+        paired = paired_ratio(ours, reference)
+        self.ratios_of_medians[key] = of_medians
+        self.ratios[key] = paired if paired is not None else of_medians
 
     def rounds(self) -> range:
         return range(self.config.warmup + self.config.runs)
@@ -226,8 +236,8 @@ class Suite:
                     tg.add(b)
         finally:
             bench.close()
-        self.ratios["decode.pp"] = ratio(pp, rpp)
-        self.ratios["decode.tg"] = ratio(tg, rtg)
+        self.compare("decode.pp", pp, rpp)
+        self.compare("decode.tg", tg, rtg)
 
     def run_generate(self) -> None:
         from fireside.bench import reference
@@ -285,7 +295,7 @@ class Suite:
                         share.add(
                             100.0 * (1.0 - sample.tokens_per_second / sample.eval_tokens_per_second)
                         )
-            self.ratios[f"generate.{name}"] = ratio(ours, ref)
+            self.compare(f"generate.{name}", ours, ref)
 
     def run_chat(self) -> None:
         from fireside.bench.chat import chat_ttft
@@ -346,13 +356,16 @@ class Suite:
         finally:
             bench.stop()
         for n in levels:
-            self.ratios[f"server.c{n}_vs_batched"] = ratio(
+            self.compare(
+                f"server.c{n}_vs_batched",
                 self.figures.get(f"server.aggregate.c{n}"),
                 self.figures.get(f"reference.batched.s_tg.c{n}"),
             )
         if 1 in levels and 8 in levels:
-            self.ratios["server.c8_vs_c1"] = ratio(
-                self.figures["server.aggregate.c8"], self.figures["server.aggregate.c1"]
+            self.compare(
+                "server.c8_vs_c1",
+                self.figures["server.aggregate.c8"],
+                self.figures["server.aggregate.c1"],
             )
 
     # -- the whole run -----------------------------------------------------------------
@@ -434,6 +447,7 @@ class Suite:
             "reference_dir": str(self.ref) if self.ref else None,
             "comparisons": comparisons,
             "ratios": self.ratios,
+            "ratios_of_medians": self.ratios_of_medians,
             "targets": [t.check(self.ratios.get(t.key)) for t in TARGETS],
             "skipped": self.skipped,
             "notes": self.notes,
