@@ -446,9 +446,7 @@ class Suite:
         from fireside.bench.reference import find_reference_dir
 
         cfg = self.config
-        if not cfg.use_reference:
-            self.skipped["reference"] = "not used (--no-reference); fireside's side only"
-        else:
+        if cfg.use_reference:
             self.ref = find_reference_dir(cfg.reference_dir)
             if self.ref is None:
                 self.skipped["reference"] = (
