@@ -137,3 +137,34 @@ def test_generate_rate_excludes_prompt_and_first_token() -> None:
     # 129 tokens; prompt 100 ms, first token at 110 ms, generation (from prompt end) 1010 ms
     assert generate_rate(129, 1010.0, 110.0, 100.0) == pytest.approx(128 / 1.0)
     assert generate_rate(1, 10.0, 5.0, 1.0) == 0.0
+
+
+def test_contention_monitor_counts_other_processes_not_ours() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from fireside.bench.contention import ContentionMonitor
+
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", busy])
+    try:
+        other = ContentionMonitor()  # does not know the child: its CPU is "other"
+        ours = ContentionMonitor(lambda: [child.pid])  # counts the child as ours
+        t0 = time.monotonic()
+        other.start()
+        ours.start()
+        time.sleep(1.5)
+        a, b = other.share(), ours.share()
+        elapsed = time.monotonic() - t0
+    finally:
+        child.kill()
+        child.wait()
+    if a is None:
+        pytest.skip("no /proc/stat on this platform")
+    assert b is not None and 0.0 <= b <= 1.0
+    # same window, so whatever else ran is in both; the child's 0.6 CPU-seconds only in one
+    import os
+
+    child_share = 0.6 / (elapsed * (os.cpu_count() or 1))
+    assert a - b > child_share / 2

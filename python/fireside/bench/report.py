@@ -103,6 +103,32 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
             f"| {fig.name} ({fig.unit}) | {_fmt(fig.median, fig.unit)} | "
             f"{_fmt(fig.minimum, fig.unit)} | {_fmt(fig.maximum, fig.unit)} | {fig.n} |"
         )
+    contention = results.get("contention")
+    if contention:
+        shares = [
+            f"{fig.name.removeprefix('machine.other_cpu.')} {fig.median:.0f}%"
+            for fig in figures.values()
+            if fig.name.startswith("machine.other_cpu.") and fig.median is not None
+        ]
+        lines += [
+            "",
+            "## Machine contention",
+            "",
+            f"Rounds during which other processes took more than "
+            f"{contention['max_other_cpu'] * 100:.0f}% of all CPUs were run again: "
+            f"{sum(contention['rounds_repeated'].values())} repeated, "
+            f"{sum(contention['rounds_kept_contended'].values())} kept although still contended"
+            + (
+                f" ({', '.join(f'{k}: {v}' for k, v in contention['rounds_kept_contended'].items())})"
+                if contention["rounds_kept_contended"]
+                else ""
+            )
+            + ".",
+        ]
+        if shares:
+            lines.append(
+                f"Median CPU share of other processes in the kept rounds: {', '.join(shares)}."
+            )
     if results["skipped"]:
         lines += ["", "## Skipped", ""]
         lines += [f"- {name}: {why}" for name, why in results["skipped"].items()]

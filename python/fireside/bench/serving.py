@@ -124,6 +124,11 @@ class ServerBench:
         finally:
             conn.close()
 
+    def pids(self) -> list[int]:
+        """The server's process id, while it runs (for the contention monitor)."""
+        proc = self._proc
+        return [proc.pid] if proc is not None and proc.poll() is None else []
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:

@@ -9,6 +9,7 @@ on a shared machine hits both sides. It returns the results dict and the figures
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import traceback
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fireside.bench.contention import ContentionMonitor
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
@@ -44,6 +46,10 @@ class BenchConfig:
     server_tokens: int = 128
     server_prompt_tokens: int = 32
     import_runs: int = 7
+    max_other_cpu: float = 0.10
+    """A round in which other processes took more than this share of all CPUs is redone."""
+    retries: int = 3
+    """How often a contended round is redone before it is kept anyway (and flagged)."""
     sections: tuple[str, ...] = SECTIONS
 
     @classmethod
@@ -60,6 +66,7 @@ class BenchConfig:
             "server_tokens": 16,
             "server_prompt_tokens": 16,
             "import_runs": 2,
+            "retries": 0,
         }
         settings.update(over)
         return cls(model=model, threads=threads, out=out, **settings)
@@ -133,6 +140,10 @@ class Suite:
         self.notes: list[str] = []
         self._progress = progress or (lambda message: log.info(message))
         self.ref: Path | None = None
+        self.live_pids: Callable[[], list[int]] = list
+        self.monitor = ContentionMonitor(lambda: self.live_pids())
+        self.repeated: dict[str, int] = {}  # rounds run again because of other processes
+        self.contended: dict[str, int] = {}  # rounds kept although still contended
         self.model: Any = None  # fireside.model.Model, loaded once for decode/generate/chat
 
     def say(self, message: str) -> None:
@@ -158,6 +169,31 @@ class Suite:
     def measured(self, i: int) -> bool:
         return i >= self.config.warmup
 
+    def gated(self, i: int, what: str, measure: Callable[[], Callable[[], None]]) -> None:
+        """Run round ``i``: ``measure()`` does the work and returns ``commit()``, which
+        records it. A measured round during which other processes took more than
+        ``max_other_cpu`` of the machine is run again (up to ``retries`` times); the
+        other processes' share in the kept attempt is recorded."""
+        cfg = self.config
+        attempts = 1 + (cfg.retries if self.measured(i) else 0)
+        share = None
+        for attempt in range(attempts):
+            self.monitor.start()
+            commit = measure()
+            share = self.monitor.share()
+            if share is None or share <= cfg.max_other_cpu:
+                break
+            if attempt + 1 < attempts:
+                self.repeated[what] = self.repeated.get(what, 0) + 1
+            else:
+                self.contended[what] = self.contended.get(what, 0) + 1
+        if self.measured(i):
+            commit()
+            if share is not None:
+                self.fig(f"machine.other_cpu.{what}", "%", higher_is_better=False).add(
+                    100.0 * share
+                )
+
     # -- sections ----------------------------------------------------------------------
 
     def run_import(self) -> None:
@@ -178,17 +214,25 @@ class Suite:
         rss_gen = self.fig("ours.rss_after_generate", "B", higher_is_better=False)
         over = self.fig("ours.rss_overhead_load", "B", higher_is_better=False)
         over_gen = self.fig("ours.rss_overhead_generate", "B", higher_is_better=False)
-        sample = None
-        for i in self.rounds():
+        samples = []
+
+        def measure() -> Callable[[], None]:
             sample = load_sample(cfg.model, threads=cfg.threads)
-            if not self.measured(i):
-                continue
-            load.add(sample.load_s)
-            rss.add(sample.rss_load)
-            rss_gen.add(sample.rss_generate)
-            over.add(sample.overhead_load)
-            over_gen.add(sample.overhead_generate)
-        if sample is not None:
+
+            def commit() -> None:
+                samples.append(sample)
+                load.add(sample.load_s)
+                rss.add(sample.rss_load)
+                rss_gen.add(sample.rss_generate)
+                over.add(sample.overhead_load)
+                over_gen.add(sample.overhead_generate)
+
+            return commit
+
+        for i in self.rounds():
+            self.gated(i, "load", measure)
+        if samples:
+            sample = samples[-1]
             self.fig("model.file_bytes", "B").add(sample.file_bytes)
             self.fig("model.kv_bytes", "B").add(sample.kv_bytes)
             self.fig("ours.rss_before_load", "B", higher_is_better=False).add(sample.rss_base)
@@ -216,86 +260,97 @@ class Suite:
         bench = DecodeBench(model.core, threads=cfg.threads, n_prompt=cfg.n_prompt, n_gen=cfg.n_gen)
         pp, tg = self.fig("ours.decode.pp", "t/s"), self.fig("ours.decode.tg", "t/s")
         rpp, rtg = self.fig("reference.bench.pp", "t/s"), self.fig("reference.bench.tg", "t/s")
+
+        def measure() -> Callable[[], None]:
+            got = None
+            if self.ref is not None:
+                got = reference.run_llama_bench(
+                    self.ref, cfg.model, threads=cfg.threads, n_prompt=cfg.n_prompt, n_gen=cfg.n_gen
+                )
+            a, b = bench.prompt_tokens_per_second(), bench.generation_tokens_per_second()
+
+            def commit() -> None:
+                if got is not None:
+                    rpp.samples += got[f"pp{cfg.n_prompt}"]
+                    rtg.samples += got[f"tg{cfg.n_gen}"]
+                pp.add(a)
+                tg.add(b)
+
+            return commit
+
         try:
             bench.warm_up()
             for i in self.rounds():
-                if self.ref is not None:
-                    got = reference.run_llama_bench(
-                        self.ref,
-                        cfg.model,
-                        threads=cfg.threads,
-                        n_prompt=cfg.n_prompt,
-                        n_gen=cfg.n_gen,
-                    )
-                    if self.measured(i):
-                        rpp.samples += got[f"pp{cfg.n_prompt}"]
-                        rtg.samples += got[f"tg{cfg.n_gen}"]
-                a, b = bench.prompt_tokens_per_second(), bench.generation_tokens_per_second()
-                if self.measured(i):
-                    pp.add(a)
-                    tg.add(b)
+                self.gated(i, "decode", measure)
         finally:
             bench.close()
         self.compare("decode.pp", pp, rpp)
         self.compare("decode.tg", tg, rtg)
 
     def run_generate(self) -> None:
-        from fireside.bench import reference
-        from fireside.bench.generation import (
-            GREEDY,
-            PROMPT,
-            TYPICAL,
-            completion_sampling_args,
-            eog_tokens,
-            run_generate,
-        )
+        from fireside.bench.generation import GREEDY, TYPICAL, eog_tokens
 
-        cfg = self.config
         model = self._load_model()
         ban = eog_tokens(model)
         for name, settings in (("greedy", GREEDY), ("typical", TYPICAL)):
-            ours = self.fig(f"ours.generate.{name}", "t/s")
-            ref = self.fig(f"reference.completion.{name}", "t/s")
-            load = self.fig("reference.completion.load_s", "s", higher_is_better=False)
+            measure = functools.partial(self._generate_pair, model, name, settings, ban)
             for i in self.rounds():
-                seed = 1000 + i
-                if self.ref is not None:
-                    t = reference.run_llama_completion(
-                        self.ref,
-                        cfg.model,
-                        PROMPT,
-                        threads=cfg.threads,
-                        n_predict=cfg.n_gen,
-                        n_ctx=model.n_ctx,
-                        sampling=completion_sampling_args(settings, seed),
+                self.gated(i, f"generate.{name}", measure)
+            self.compare(
+                f"generate.{name}",
+                self.figures.get(f"ours.generate.{name}"),
+                self.figures.get(f"reference.completion.{name}"),
+            )
+
+    def _generate_pair(
+        self, model: Any, name: str, settings: dict[str, Any], ban: list[int]
+    ) -> Callable[[], None]:
+        """llama-completion, then ``generate()``, with the same settings and seed."""
+        from fireside.bench import reference
+        from fireside.bench.generation import PROMPT, completion_sampling_args, run_generate
+
+        cfg = self.config
+        ours = self.fig(f"ours.generate.{name}", "t/s")
+        seed = 1000 + ours.n
+        t = None
+        if self.ref is not None:
+            t = reference.run_llama_completion(
+                self.ref,
+                cfg.model,
+                PROMPT,
+                threads=cfg.threads,
+                n_predict=cfg.n_gen,
+                n_ctx=model.n_ctx,
+                sampling=completion_sampling_args(settings, seed),
+            )
+        sample = run_generate(model, n_gen=cfg.n_gen, settings=settings, ban=ban, seed=seed)
+        if sample.n_tokens != cfg.n_gen:
+            self.notes.append(
+                f"generate {name}: {sample.n_tokens} tokens instead of {cfg.n_gen} "
+                f"({sample.finish_reason})"
+            )
+
+        def commit() -> None:
+            if t is not None:
+                self.fig(f"reference.completion.{name}", "t/s").add(t.eval_tokens_per_second)
+                if t.load_ms is not None:
+                    self.fig("reference.completion.load_s", "s", higher_is_better=False).add(
+                        t.load_ms / 1000.0
                     )
-                    if self.measured(i):
-                        ref.add(t.eval_tokens_per_second)
-                        if name == "greedy" and t.load_ms is not None:
-                            load.add(t.load_ms / 1000.0)
-                        if t.sampling_ms is not None:
-                            per_token = t.sampling_ms / max(1, t.eval_runs + 1)
-                            self.fig(
-                                f"reference.completion.{name}.sampling_ms_per_token", "ms"
-                            ).add(per_token)
-                sample = run_generate(model, n_gen=cfg.n_gen, settings=settings, ban=ban, seed=seed)
-                if sample.n_tokens != cfg.n_gen:
-                    self.notes.append(
-                        f"generate {name}: {sample.n_tokens} tokens instead of {cfg.n_gen} "
-                        f"({sample.finish_reason})"
+                if t.sampling_ms is not None:
+                    self.fig(f"reference.completion.{name}.sampling_ms_per_token", "ms").add(
+                        t.sampling_ms / max(1, t.eval_runs + 1)
                     )
-                if self.measured(i):
-                    ours.add(sample.tokens_per_second)
-                    if sample.eval_tokens_per_second is not None:
-                        own = self.fig(f"ours.generate.{name}.llama_eval", "t/s")
-                        own.add(sample.eval_tokens_per_second)
-                        share = self.fig(
-                            f"ours.generate.{name}.loop_share", "%", higher_is_better=False
-                        )
-                        share.add(
-                            100.0 * (1.0 - sample.tokens_per_second / sample.eval_tokens_per_second)
-                        )
-            self.compare(f"generate.{name}", ours, ref)
+            ours.add(sample.tokens_per_second)
+            if sample.eval_tokens_per_second is not None:
+                self.fig(f"ours.generate.{name}.llama_eval", "t/s").add(
+                    sample.eval_tokens_per_second
+                )
+                self.fig(f"ours.generate.{name}.loop_share", "%", higher_is_better=False).add(
+                    100.0 * (1.0 - sample.tokens_per_second / sample.eval_tokens_per_second)
+                )
+
+        return commit
 
     def run_chat(self) -> None:
         from fireside.bench.chat import chat_ttft
@@ -306,11 +361,18 @@ class Suite:
             self.fig(f"ours.chat.ttft.turn{n + 1}", "s", higher_is_better=False)
             for n in range(cfg.chat_turns)
         ]
-        for i in self.rounds():
+
+        def measure() -> Callable[[], None]:
             times = chat_ttft(model, turns=cfg.chat_turns, reply_tokens=cfg.chat_reply_tokens)
-            if self.measured(i):
+
+            def commit() -> None:
                 for fig, t in zip(per_turn, times):
                     fig.add(t)
+
+            return commit
+
+        for i in self.rounds():
+            self.gated(i, "chat", measure)
         first, last = per_turn[0].median, per_turn[-1].median
         self.ratios["chat.ttft_last_over_first"] = last / first if first and last else None
 
@@ -329,31 +391,40 @@ class Suite:
             prompt_tokens=cfg.server_prompt_tokens,
             max_tokens=cfg.server_tokens,
         )
+
+        def measure(n: int) -> Callable[[], None]:
+            rows = []
+            if self.ref is not None:
+                rows = reference.run_batched_bench(
+                    self.ref,
+                    cfg.model,
+                    threads=cfg.threads,
+                    n_prompt=bench.prompt_token_count,
+                    n_gen=cfg.server_tokens,
+                    parallel=[n],
+                    n_ctx=n_ctx,
+                )
+            got, per_step = bench.round(n)
+
+            def commit() -> None:
+                for row in rows:
+                    self.fig(f"reference.batched.s_tg.c{row.b}", "t/s").add(row.s_tg)
+                self.fig(f"server.aggregate.c{n}", "t/s").add(got.steady_tokens_per_second)
+                self.fig(f"server.wall.c{n}", "t/s").add(got.wall_tokens_per_second)
+                if per_step is not None:
+                    self.fig(f"server.sequences_per_step.c{n}", "seq").add(per_step)
+
+            return commit
+
+        self.live_pids = bench.pids
         try:
             bench.start()
             bench.warm_up()
             for i in self.rounds():
-                if self.ref is not None:
-                    rows = reference.run_batched_bench(
-                        self.ref,
-                        cfg.model,
-                        threads=cfg.threads,
-                        n_prompt=bench.prompt_token_count,
-                        n_gen=cfg.server_tokens,
-                        parallel=levels,
-                        n_ctx=n_ctx,
-                    )
-                    if self.measured(i):
-                        for row in rows:
-                            self.fig(f"reference.batched.s_tg.c{row.b}", "t/s").add(row.s_tg)
                 for n in levels:
-                    got, per_step = bench.round(n)
-                    if self.measured(i):
-                        self.fig(f"server.aggregate.c{n}", "t/s").add(got.steady_tokens_per_second)
-                        self.fig(f"server.wall.c{n}", "t/s").add(got.wall_tokens_per_second)
-                        if per_step is not None:
-                            self.fig(f"server.sequences_per_step.c{n}", "seq").add(per_step)
+                    self.gated(i, f"server.c{n}", functools.partial(measure, n))
         finally:
+            self.live_pids = list
             bench.stop()
         for n in levels:
             self.compare(
@@ -449,6 +520,11 @@ class Suite:
             "ratios": self.ratios,
             "ratios_of_medians": self.ratios_of_medians,
             "targets": [t.check(self.ratios.get(t.key)) for t in TARGETS],
+            "contention": {
+                "max_other_cpu": cfg.max_other_cpu,
+                "rounds_repeated": self.repeated,
+                "rounds_kept_contended": self.contended,
+            },
             "skipped": self.skipped,
             "notes": self.notes,
         }
