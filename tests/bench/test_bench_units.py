@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 from fireside.bench.clients import StreamRecord, steady_rate, wall_rate
+from fireside.bench.contention import ContentionMonitor
 from fireside.bench.generation import steady_rate as generate_rate
 from fireside.bench.reference import (
     ReferenceError,
@@ -140,12 +145,6 @@ def test_generate_rate_excludes_prompt_and_first_token() -> None:
 
 
 def test_contention_monitor_counts_other_processes_not_ours() -> None:
-    import subprocess
-    import sys
-    import time
-
-    from fireside.bench.contention import ContentionMonitor
-
     busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(30)"
     child = subprocess.Popen([sys.executable, "-c", busy])
     try:
@@ -164,7 +163,5 @@ def test_contention_monitor_counts_other_processes_not_ours() -> None:
         pytest.skip("no /proc/stat on this platform")
     assert b is not None and 0.0 <= b <= 1.0
     # same window, so whatever else ran is in both; the child's 0.6 CPU-seconds only in one
-    import os
-
     child_share = 0.6 / (elapsed * (os.cpu_count() or 1))
     assert a - b > child_share / 2
