@@ -102,7 +102,7 @@ def test_targets_and_markdown(quick_run: tuple[dict, Path]) -> None:
     assert "generate() greedy" in md
     assert results["model"]["name"] in md
     if results["reference_dir"] is None:
-        assert "not built" in md
+        assert results["skipped"]["reference"] in md
 
 
 def test_plot_written_when_matplotlib_is_installed(quick_run: tuple[dict, Path]) -> None:
@@ -110,3 +110,20 @@ def test_plot_written_when_matplotlib_is_installed(quick_run: tuple[dict, Path])
     _, out = quick_run
     png = out / "concurrency.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sections", "decode,warp"], "unknown section(s) warp"),
+        (["--reference-dir", "."], "does not hold llama-bench"),
+        (["--model", "/no/such/model.gguf"], "no/such/model.gguf"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], message: str, tmp_path: Path) -> None:
+    cmd = [*_bench_command(), "--quick", "--out", str(tmp_path), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "bench.json").exists()

@@ -60,6 +60,14 @@ def run(
         raise ValueError(
             f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
         )
+    if reference_dir is not None and use_reference:
+        from fireside.bench.reference import TOOLS, find_reference_dir
+
+        if find_reference_dir(reference_dir) is None:
+            raise ValueError(
+                f"{os.fspath(reference_dir)!r} does not hold {', '.join(TOOLS)}; build them "
+                "with python benchmarks/build_reference.py"
+            )
     n_threads = threads or default_n_threads()
     out_dir = Path(out) if out is not None else default_out_dir()
     options: dict[str, Any] = {

@@ -52,7 +52,8 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
             f"threads: {cfg['threads']}; runs: {cfg['runs']} after {cfg['warmup']} warm-up, "
             "sides alternated (A B A B)" + ("; **quick mode**" if cfg["quick"] else "")
         ),
-        f"- reference tools: {results['reference_dir'] or 'not built (ours only)'}",
+        "- reference tools: "
+        + (results["reference_dir"] or f"none: {results['skipped'].get('reference', '-')}"),
         "",
         "Each cell: median over the runs (± half the min-max range as a share of the median).",
         "Ratio: fireside / llama.cpp, the median of the per-run ratios (each run measures both",

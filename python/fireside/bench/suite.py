@@ -446,7 +446,9 @@ class Suite:
         from fireside.bench.reference import find_reference_dir
 
         cfg = self.config
-        if cfg.use_reference:
+        if not cfg.use_reference:
+            self.skipped["reference"] = "not used (--no-reference); fireside's side only"
+        else:
             self.ref = find_reference_dir(cfg.reference_dir)
             if self.ref is None:
                 self.skipped["reference"] = (
