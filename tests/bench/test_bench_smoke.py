@@ -19,11 +19,7 @@ from fireside.bench.suite import SECTIONS, TARGETS
 
 
 def _bench_command() -> list[str]:
-    """``fireside bench`` through the CLI when it has the command, else the module."""
-    try:
-        from fireside.cli import app  # noqa: F401
-    except ImportError:
-        return [sys.executable, "-m", "fireside.bench"]
+    """``fireside bench``, run as the installed script would run it."""
     return [sys.executable, "-m", "fireside.cli", "bench"]
 
 
