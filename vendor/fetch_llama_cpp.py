@@ -4,10 +4,14 @@
 The source is never committed. Resolution order:
 
 1. ``FIRESIDE_LLAMA_CPP_DIR``: an existing llama.cpp checkout, used as is.
-2. ``vendor/llama.cpp`` already holding the pinned tree (stamp file matches).
+2. ``vendor/llama.cpp`` already holding the pinned, patched tree (stamp file matches).
 3. The extracted tree cached in the user cache directory (no network needed).
 4. ``pip download`` of the pinned llama-cpp-python sdist, sha256-verified, and
    only its ``vendor/llama.cpp/`` member extracted (into the cache, then copied).
+
+In cases 3 and 4 fireside's own patches (``vendor/patches/*.patch``, unified diffs
+applied in name order) are applied to the copy in ``vendor/llama.cpp``; the cache
+keeps the pristine tree.
 
 The resolved directory is printed as the last line of stdout (CMake reads it).
 Run with ``--help`` for options. Standard library only: it runs inside
@@ -29,6 +33,7 @@ from pathlib import Path
 
 STAMP = ".fireside-stamp"
 PIN_FILE = "FIRESIDE_PIN.json"
+PATCH_DIR = Path(__file__).resolve().parent / "patches"
 
 
 class FetchError(RuntimeError):
@@ -72,9 +77,14 @@ def verified_archive(pin: dict, downloads: Path) -> Path:
         print(f"fireside: downloading {spec} (pinned llama.cpp source) with pip", file=sys.stderr)
         # Without build isolation pip skips installing the sdist's build tools just to
         # read its metadata; fall back to the default if that fails.
-        done = subprocess.run(base + ["--no-build-isolation"], stdout=sys.stderr).returncode == 0
+        done = (
+            subprocess.run(
+                base + ["--no-build-isolation"], check=False, stdout=sys.stderr
+            ).returncode
+            == 0
+        )
         if not done:
-            done = subprocess.run(base, stdout=sys.stderr).returncode == 0
+            done = subprocess.run(base, check=False, stdout=sys.stderr).returncode == 0
         fetched = Path(tmp) / pin["filename"]
         if not done or not fetched.is_file():
             raise FetchError(
@@ -121,6 +131,62 @@ def extract_member(archive: Path, member: str, target: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def patches() -> list[Path]:
+    return sorted(PATCH_DIR.glob("*.patch"))
+
+
+def stamp_text(pin: dict) -> str:
+    """What the stamp of a tree holding the pinned source with today's patches says."""
+    digest = hashlib.sha256()
+    for patch in patches():
+        digest.update(patch.name.encode() + b"\0" + patch.read_bytes())
+    return f"{pin['sha256']} patches {digest.hexdigest()[:16]}"
+
+
+def apply_patch(patch: Path, tree: Path) -> None:
+    """Apply a unified diff (``a/``/``b/`` prefixes) whose hunks must match exactly."""
+    target: Path | None = None
+    lines = patch.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("+++ "):
+            name = line[4:].split("\t")[0].strip()
+            target = tree / name.split("/", 1)[1]
+            if not target.is_file():
+                raise FetchError(f"{patch.name}: {target} does not exist")
+            i += 1
+            continue
+        if not line.startswith("@@"):
+            i += 1
+            continue
+        if target is None:
+            raise FetchError(f"{patch.name}: a hunk comes before any +++ line")
+        old: list[str] = []
+        new: list[str] = []
+        i += 1
+        while i < len(lines) and lines[i][:1] in (" ", "-", "+", ""):
+            if lines[i].startswith(("--- ", "+++ ")):
+                break
+            body = lines[i][1:]
+            if lines[i][:1] in (" ", ""):
+                old.append(body)
+                new.append(body)
+            elif lines[i][0] == "-":
+                old.append(body)
+            else:
+                new.append(body)
+            i += 1
+        text = target.read_text()
+        before = "\n".join(old) + "\n"
+        if text.count(before) != 1:
+            raise FetchError(
+                f"{patch.name} does not apply to {target.relative_to(tree)} "
+                f"(a hunk matches {text.count(before)} places, expected 1)"
+            )
+        target.write_text(text.replace(before, "\n".join(new) + "\n"))
+
+
 def resolve(dest: Path, pin: dict) -> Path:
     if env := os.environ.get("FIRESIDE_LLAMA_CPP_DIR"):
         path = Path(env).expanduser().resolve()
@@ -129,10 +195,16 @@ def resolve(dest: Path, pin: dict) -> Path:
                 f"FIRESIDE_LLAMA_CPP_DIR={env} is not a llama.cpp source tree "
                 "(no CMakeLists.txt and include/llama.h there)"
             )
+        print(
+            f"fireside: using {path} as is, without fireside's patches ({PATCH_DIR}); "
+            "for example a lost RPC server then aborts the process",
+            file=sys.stderr,
+        )
         return path
 
     stamp = dest / STAMP
-    if is_llama_tree(dest) and stamp.is_file() and stamp.read_text().strip() == pin["sha256"]:
+    expected = stamp_text(pin)
+    if is_llama_tree(dest) and stamp.is_file() and stamp.read_text().strip() == expected:
         return dest
 
     cached = cache_root() / "llama.cpp-src" / pin["sha256"][:16]
@@ -148,7 +220,10 @@ def resolve(dest: Path, pin: dict) -> Path:
         if child.name != PIN_FILE:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     shutil.copytree(cached, dest, dirs_exist_ok=True, symlinks=True)
-    stamp.write_text(pin["sha256"] + "\n")
+    for patch in patches():
+        print(f"fireside: applying {patch.name}", file=sys.stderr)
+        apply_patch(patch, dest)
+    stamp.write_text(expected + "\n")
     return dest
 
 
