@@ -2,14 +2,25 @@
 
 #include "errors.h"
 #include "logging.h"
+#include "remote.h"
+#include "threads.h"
 
 #include <ggml-backend.h>
+#include <ggml-backend-impl.h>
 #include <llama.h>
 #ifdef FIRESIDE_HAVE_RPC
 #include <ggml-rpc.h>
 #endif
 
 #include <pybind11/stl.h>
+
+#ifdef FIRESIDE_BACKEND_DL
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
+#endif
 
 #include <mutex>
 #include <optional>
@@ -24,6 +35,7 @@ struct Device {
     std::string name;
     std::string description;
     std::string type;
+    std::string backend;
     size_t memory_free = 0;
     size_t memory_total = 0;
 };
@@ -43,7 +55,17 @@ Device describe(ggml_backend_dev_t dev) {
     d.name = ggml_backend_dev_name(dev);
     d.description = ggml_backend_dev_description(dev);
     d.type = type_name(ggml_backend_dev_type(dev));
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+    d.backend = reg != nullptr ? ggml_backend_reg_name(reg) : "";
+#ifdef FIRESIDE_RPC_RECOVERABLE
+    try {
+        ggml_backend_dev_memory(dev, &d.memory_free, &d.memory_total);
+    } catch (const RemoteError&) {
+        d.memory_free = d.memory_total = 0;  // a worker that went away: listed, memory unknown
+    }
+#else
     ggml_backend_dev_memory(dev, &d.memory_free, &d.memory_total);
+#endif
     return d;
 }
 
@@ -56,54 +78,127 @@ std::vector<Device> list_devices() {
 #ifdef FIRESIDE_HAVE_RPC
 std::mutex rpc_mutex;
 
-Device rpc_add_server(const std::string& endpoint) {
+// Register the worker at ``endpoint``; returns its devices (a worker may serve several).
+const RpcApi& require_rpc() {
+    const RpcApi* api = rpc_api();
+    if (api == nullptr) raise_remote_error("this fireside build has no RPC backend");
+    return *api;
+}
+
+std::vector<Device> rpc_add_server(const std::string& endpoint) {
+    const RpcApi* api = &require_rpc();
     ggml_backend_reg_t reg = nullptr;
-    size_t before = ggml_backend_dev_count();
+    std::string failure;
     {
         LogCapture capture;
-        py::gil_scoped_release release;
-        std::lock_guard<std::mutex> lock(rpc_mutex);
-        reg = ggml_backend_rpc_add_server(endpoint.c_str());
-        if (reg != nullptr && ggml_backend_reg_dev_count(reg) > 0) {
-            // Adding a known endpoint again returns the existing registry: only register once.
-            bool known = false;
-            for (size_t i = 0; i < ggml_backend_reg_count(); ++i) known |= ggml_backend_reg_get(i) == reg;
-            if (!known) ggml_backend_register(reg);
+        {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(rpc_mutex);
+#ifdef FIRESIDE_RPC_RECOVERABLE
+            try {
+#endif
+                reg = api->add_server(endpoint.c_str());
+#ifdef FIRESIDE_RPC_RECOVERABLE
+            } catch (const RemoteError& e) {
+                failure = e.what();
+            }
+#endif
+            if (reg != nullptr && ggml_backend_reg_dev_count(reg) > 0) {
+                // Adding a known endpoint again returns the existing registry: only register once.
+                bool known = false;
+                for (size_t i = 0; i < ggml_backend_reg_count(); ++i) known |= ggml_backend_reg_get(i) == reg;
+                if (!known) ggml_backend_register(reg);
+            }
         }
-        if (reg == nullptr || ggml_backend_reg_dev_count(reg) == 0) {
-            py::gil_scoped_acquire acquire;
-            flush_logs();
-            std::string why = capture.reason();
-            PyErr_SetString(PyExc_ConnectionError,
-                            ("cannot reach the RPC server at " + endpoint + (why.empty() ? "" : ": " + why)).c_str());
-            throw py::error_already_set();
-        }
+        if (failure.empty()) failure = capture.reason();
     }
     flush_logs();
-    (void)before;
-    return describe(ggml_backend_reg_dev_get(reg, 0));
+    if (reg == nullptr || ggml_backend_reg_dev_count(reg) == 0)
+        raise_remote_error("cannot use the RPC server at " + endpoint + ": " +
+                           (failure.empty() ? "it offers no devices" : failure));
+    std::vector<Device> out;
+    for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); ++i) out.push_back(describe(ggml_backend_reg_dev_get(reg, i)));
+    return out;
+}
+
+// The worker serves the CPU through a copy of its device that reports `mem_bytes` of memory
+// (clients split layers by the memory a device reports) and hands itself to the backends it
+// creates, so the server's memory queries reach it.
+ggml_backend_device served_cpu;
+ggml_backend_dev_t real_cpu = nullptr;
+size_t served_mem = 0;
+
+void served_memory(ggml_backend_dev_t, size_t* free, size_t* total) {
+    size_t real_free = 0, real_total = 0;
+    ggml_backend_dev_memory(real_cpu, &real_free, &real_total);
+    *free = served_mem ? served_mem : real_free;
+    *total = served_mem ? served_mem : real_total;
+}
+
+ggml_backend_t served_init(ggml_backend_dev_t, const char* params) {
+    ggml_backend_t backend = ggml_backend_dev_init(real_cpu, params);
+    if (backend != nullptr) backend->device = &served_cpu;
+    return backend;
 }
 
 void rpc_start_server(const std::string& endpoint, const std::optional<std::string>& cache_dir, size_t n_threads,
                       size_t mem_bytes) {
-    (void)mem_bytes;  // the pinned RPC server reports the device's own memory
-    ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (cpu == nullptr) throw std::runtime_error("no CPU device to serve");
+    const RpcApi& api = require_rpc();
+    {
+        std::lock_guard<std::mutex> lock(rpc_mutex);
+        if (real_cpu != nullptr) throw std::runtime_error("an RPC worker already runs in this process");
+        real_cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+        if (real_cpu == nullptr) throw std::runtime_error("no CPU device to serve");
+        served_cpu = *real_cpu;
+        served_cpu.iface.get_memory = &served_memory;
+        served_cpu.iface.init_backend = &served_init;
+        served_mem = mem_bytes;
+    }
+    ggml_backend_dev_t dev = &served_cpu;
+    if (n_threads == 0) n_threads = static_cast<size_t>(physical_cores());
     py::gil_scoped_release release;
-    ggml_backend_rpc_start_server(endpoint.c_str(), cache_dir ? cache_dir->c_str() : nullptr,
-                                  n_threads, 1, &cpu);
+    api.start_server(endpoint.c_str(), cache_dir ? cache_dir->c_str() : nullptr, n_threads, 1, &dev);
+}
+#endif
+
+#ifdef FIRESIDE_BACKEND_DL
+// Portable builds install ggml's backends (each CPU variant, RPC, GPUs) as libraries next to
+// this module; ggml picks the best CPU variant for the machine when loading them.
+std::string module_dir() {
+#ifdef _WIN32
+    HMODULE self = nullptr;
+    GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                       reinterpret_cast<LPCSTR>(&module_dir), &self);
+    char path[MAX_PATH];
+    std::string file(path, GetModuleFileNameA(self, path, MAX_PATH));
+    return file.substr(0, file.find_last_of("\\/"));
+#else
+    Dl_info info{};
+    dladdr(reinterpret_cast<void*>(&module_dir), &info);
+    std::string file = info.dli_fname ? info.dli_fname : ".";
+    return file.substr(0, file.find_last_of('/'));
+#endif
 }
 #endif
 
 }  // namespace
 
 void register_backend(py::module_& m) {
+#ifdef FIRESIDE_BACKEND_DL
+    ggml_backend_load_all_from_path(module_dir().c_str());
+    if (ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU) == nullptr)
+        throw std::runtime_error("fireside: no CPU backend library (libggml-cpu-*) next to " + module_dir() +
+                                 " suits this CPU; the installation is incomplete");
+#endif
     llama_backend_init();
 
     py::class_<Device>(m, "Device", "A compute device that ggml can see.")
         .def_readonly("name", &Device::name)
         .def_readonly("description", &Device::description)
         .def_readonly("type", &Device::type, "One of \"cpu\", \"gpu\", \"igpu\", \"accel\".")
+        .def_readonly("backend", &Device::backend, "The ggml backend serving it: \"CPU\", \"CUDA\", \"RPC\", ...")
+        .def_property_readonly("remote", [](const Device& d) { return d.backend == "RPC"; },
+                               "Whether it is a remote ggml RPC worker.")
         .def_readonly("memory_free", &Device::memory_free, "Free memory in bytes (0 when unknown).")
         .def_readonly("memory_total", &Device::memory_total, "Total memory in bytes (0 when unknown).")
         .def("__repr__", [](const Device& d) {
@@ -121,15 +216,20 @@ void register_backend(py::module_& m) {
     m.def("max_devices", &llama_max_devices, "The most devices llama.cpp can split one model across.");
     m.def("devices", &list_devices, "All devices ggml sees now, including registered RPC servers.");
 #ifdef FIRESIDE_HAVE_RPC
+    m.attr("RPC_PROTOCOL_VERSION") =
+        py::make_tuple(RPC_PROTO_MAJOR_VERSION, RPC_PROTO_MINOR_VERSION, RPC_PROTO_PATCH_VERSION);
     m.def("rpc_add_server", &rpc_add_server, py::arg("endpoint"),
-          R"pbdoc(Register a remote ggml RPC server (``host:port``) as a device; returns it.
+          R"pbdoc(Register a remote ggml RPC server (``host:port``); returns its devices.
 
-Raises ``ConnectionError`` when the server cannot be reached.)pbdoc");
+Raises ``fireside.errors.RemoteDeviceError`` (a ``ConnectionError``) when it cannot be used.)pbdoc");
     m.def("rpc_start_server", &rpc_start_server, py::arg("endpoint"), py::kw_only(),
           py::arg("cache_dir") = py::none(), py::arg("n_threads") = 0, py::arg("mem_bytes") = 0,
-          R"pbdoc(Run a ggml RPC worker on ``endpoint`` (blocks, GIL released) until the process ends.)pbdoc");
+          R"pbdoc(Run a ggml RPC worker serving this machine's CPU on ``endpoint`` (blocks, GIL released,
+until the process ends). ``n_threads`` 0 means the physical cores; ``mem_bytes`` 0 reports the
+real free memory, otherwise that amount (clients split layers by it).)pbdoc");
 #else
-    m.def("rpc_add_server", [](const std::string&) -> Device {
+    m.attr("RPC_PROTOCOL_VERSION") = py::make_tuple(0, 0, 0);
+    m.def("rpc_add_server", [](const std::string&) -> std::vector<Device> {
         throw std::runtime_error("this fireside build has no RPC support (GGML_RPC=OFF)");
     }, py::arg("endpoint"));
     m.def("rpc_start_server", [](const std::string&, py::object, size_t, size_t) {

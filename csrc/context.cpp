@@ -256,18 +256,29 @@ void Context::decode(const std::vector<llama_token>& tokens, const py::object& p
     batch.seq_id = seq_ptrs_.data();
     batch.logits = outputs_.data();
 
+    if (!remote_failure_.empty()) raise_remote_error(remote_failure_);
     int32_t rc = 0;
     std::string reason;
     {
         LogCapture capture;
         {
             py::gil_scoped_release release;
-            if (!cancel_.load()) rc = llama_decode(ctx, batch);
-            else rc = 2;
-            // Callers read the outputs next anyway; synchronising here also books this
-            // batch in llama.cpp's perf counters as its own (prompt vs one-token eval).
-            if (rc == 0) llama_synchronize(ctx);
-            if (rc != 0 && rc != 1 && rc != -1 && mem != nullptr) {
+#ifdef FIRESIDE_RPC_RECOVERABLE
+            try {
+#endif
+                if (!cancel_.load()) rc = llama_decode(ctx, batch);
+                else rc = 2;
+                // Callers read the outputs next anyway; synchronising here also books this
+                // batch in llama.cpp's perf counters as its own (prompt vs one-token eval).
+                if (rc == 0) llama_synchronize(ctx);
+#ifdef FIRESIDE_RPC_RECOVERABLE
+            } catch (const RemoteError& e) {
+                // The KV cache now lives partly on a worker that is gone: nothing to roll back.
+                remote_failure_ = e.what();
+                rc = -100;
+            }
+#endif
+            if (rc != 0 && rc != 1 && rc != -1 && mem != nullptr && remote_failure_.empty()) {
                 // Aborted or failed midway: drop the ubatches that made it into the cache.
                 for (auto& [s, p] : before) llama_memory_seq_rm(mem, s, p + 1, -1);
             }
@@ -283,6 +294,7 @@ void Context::decode(const std::vector<llama_token>& tokens, const py::object& p
     }
     outputs_.clear();
     n_outputs_ = 0;
+    if (!remote_failure_.empty()) raise_remote_error(remote_failure_);
     if (rc == 2) raise_error("GenerationCancelled", "decode was cancelled");
     if (rc == 1) {
         py::dict info;

@@ -3,6 +3,7 @@
 
 #include "lora.h"
 #include "model.h"
+#include "remote.h"
 
 #include <atomic>
 #include <memory>
@@ -69,7 +70,8 @@ private:
     ModelPtr model_;
     py::object py_model_;
     ContextOptions options_;
-    std::unique_ptr<llama_context, decltype(&llama_free)> ctx_{nullptr, llama_free};
+    std::unique_ptr<llama_context, QuietFree<llama_free>> ctx_;
+    std::string remote_failure_;  // set once a remote (RPC) device was lost: the context is unusable
     std::mutex mutex_;
     std::atomic<bool> cancel_{false};
     std::vector<std::shared_ptr<llama_adapter_lora>> loras_;  // applied adapters stay alive

@@ -2,6 +2,7 @@
 
 #include "errors.h"
 #include "logging.h"
+#include "remote.h"
 
 #include <cerrno>
 #include <sys/stat.h>
@@ -31,7 +32,7 @@ LoraAdapter::LoraAdapter(ModelPtr model, const std::string& path) : path_(path) 
         raise_error("ModelLoadError", "cannot load LoRA adapter " + path + ": " + reason, info);
     }
     // Free the adapter before the model it belongs to.
-    adapter_ = std::shared_ptr<llama_adapter_lora>(raw, [model](llama_adapter_lora* a) { llama_adapter_lora_free(a); });
+    adapter_ = std::shared_ptr<llama_adapter_lora>(raw, [model](llama_adapter_lora* a) { QuietFree<llama_adapter_lora_free>{}(a); });
 }
 
 const std::shared_ptr<llama_adapter_lora>& LoraAdapter::handle() const {

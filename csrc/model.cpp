@@ -2,6 +2,7 @@
 
 #include "errors.h"
 #include "logging.h"
+#include "remote.h"
 #include "lora.h"
 #include "text.h"
 
@@ -176,7 +177,7 @@ Model::Model(const std::string& path, int n_gpu_layers, int main_gpu, const py::
         raise_error("ModelLoadError",
                     "cannot load " + path + ": " + (reason.empty() ? "llama.cpp could not load it" : reason), info);
     }
-    model_ = ModelPtr(raw, llama_model_free);
+    model_ = ModelPtr(raw, QuietFree<llama_model_free>{});
 }
 
 const ModelPtr& Model::handle() const {

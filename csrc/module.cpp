@@ -7,11 +7,13 @@
 #include "logging.h"
 #include "lora.h"
 #include "model.h"
+#include "remote.h"
 #include "sampler.h"
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fireside's native llama.cpp bindings: load, tokenize, decode, sample.";
     fireside::register_errors(m);
+    fireside::register_remote(m);
     fireside::register_logging(m);
     fireside::register_backend(m);
     fireside::register_model(m);

@@ -14,6 +14,8 @@ from typing_extensions import Self
 
 LLAMA_CPP_COMMIT: str
 """The upstream llama.cpp commit this module was built from."""
+RPC_PROTOCOL_VERSION: tuple[int, int, int]
+"""The ggml RPC protocol version (major, minor, patch) this build speaks; zeros without RPC."""
 
 # --- process ---------------------------------------------------------------------------
 
@@ -46,6 +48,12 @@ class Device:
     def type(self) -> str:
         """One of ``"cpu"``, ``"gpu"``, ``"igpu"``, ``"accel"``."""
     @property
+    def backend(self) -> str:
+        """The ggml backend serving it: ``"CPU"``, ``"CUDA"``, ``"RPC"``, ..."""
+    @property
+    def remote(self) -> bool:
+        """Whether it is a remote ggml RPC worker."""
+    @property
     def memory_free(self) -> int:
         """Free memory in bytes (0 when the backend cannot tell)."""
     @property
@@ -65,16 +73,19 @@ def flush_logs() -> None:
     are flushed automatically after each native call; this forces it.
     """
 
-def rpc_add_server(endpoint: str) -> Device:
-    """Register a remote ggml RPC server (``host:port``) as a device; returns it.
+def rpc_add_server(endpoint: str) -> list[Device]:
+    """Register a remote ggml RPC server (``host:port``); returns its devices.
 
-    Raises ``ConnectionError`` when the server cannot be reached.
+    Raises ``fireside.errors.RemoteDeviceError`` (a ``ConnectionError``) when it cannot be
+    used. :func:`fireside.rpc.connect` checks the endpoint first, with a timeout.
     """
 
 def rpc_start_server(
     endpoint: str, *, cache_dir: str | None = None, n_threads: int = 0, mem_bytes: int = 0
 ) -> None:
-    """Run a ggml RPC worker on ``endpoint`` (blocks, GIL released) until the process ends."""
+    """Run a ggml RPC worker serving this machine's CPU on ``endpoint`` (blocks, GIL released,
+    until the process ends). ``n_threads`` 0: the physical cores; ``mem_bytes`` 0: report
+    the real free memory, otherwise that amount (clients split layers by it)."""
 
 # --- model -----------------------------------------------------------------------------
 

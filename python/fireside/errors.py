@@ -59,6 +59,14 @@ class ContextLengthError(FiresideError, ValueError):
         self.n_ctx = n_ctx
 
 
+class RemoteDeviceError(FiresideError, ConnectionError):
+    """A remote (RPC) device could not be reached, or its connection was lost.
+
+    After a loss mid-generation the model's layers on that worker are gone: close the model
+    and load it again once the worker is back.
+    """
+
+
 class DecodeError(FiresideError, RuntimeError):
     """llama.cpp failed to evaluate a batch for a reason other than a full cache."""
 
