@@ -37,6 +37,7 @@ from fireside.generation.loop import (
 )
 from fireside.generation.results import GenerationResult
 from fireside.generation.sampling import SamplingParams, build_sampler
+from fireside.rpc import connect, split_endpoints
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,26 +67,33 @@ def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True
     return Path(resolve_model(model, progress=progress))  # type: ignore[arg-type]
 
 
-def _pick_devices(device: str | None) -> tuple[list[str] | None, bool]:
-    """``(devices for the loader, whether a GPU is used)`` for ``device``."""
-    if device is None:
-        if not _core.supports_gpu_offload():
-            return None, False
-        return None, any(d.type in ("gpu", "igpu") for d in _core.devices())
-    if not isinstance(device, str):
+def _pick_devices(device: str | None, remote: list[str]) -> tuple[list[str] | None, bool]:
+    """``(devices for the loader, whether layers are offloaded)`` for ``device`` plus the
+    ``remote`` (RPC) device names this model asked for."""
+    if device is not None and not isinstance(device, str):
         raise TypeError(f"device must be a device name or None, got {type(device).__name__}")
-    if device.lower() == "cpu":
-        return [], False
     found = _core.devices()
-    if device.lower() == "gpu":
-        gpus = [d.name for d in found if d.type in ("gpu", "igpu")]
+    # RPC workers registered by other models of this process are not this model's devices
+    local = [d for d in found if not d.remote]
+    gpus = [d.name for d in local if d.type in ("gpu", "igpu")]
+    if device is None:
+        if len(local) == len(found) and not remote:
+            return None, bool(gpus) and _core.supports_gpu_offload()  # llama.cpp's own choice
+        chosen = gpus if _core.supports_gpu_offload() else []
+    elif device.lower() == "cpu":
+        chosen = []
+    elif device.lower() == "gpu":
         if not gpus:
             raise ValueError("device='gpu' but no GPU is available; use device='cpu'")
-        return gpus[:1], True
-    names = [d.name for d in found]
-    if device not in names:
-        raise ValueError(f"unknown device {device!r}; available: {', '.join(names) or 'none'}")
-    return [device], True
+        chosen = gpus[:1]
+    elif device in [d.name for d in local]:
+        chosen = [device]
+    else:
+        names = ", ".join(d.name for d in local) or "none"
+        raise ValueError(f"unknown device {device!r}; available: {names}")
+    # workers first, as llama.cpp orders them: the output layer then stays local
+    devices = remote + chosen
+    return devices, bool(devices)
 
 
 class Model:
@@ -100,6 +108,11 @@ class Model:
         n_gpu_layers: layers to offload to a GPU (-1: all). Default: all when a GPU is
             available and this build can offload, else none.
         device: ``"cpu"``, ``"gpu"`` or a device name from :func:`fireside._core.devices`.
+        rpc_servers: ggml RPC workers (``"host:port"``, a list or a comma-separated
+            string) to spread the model's layers across, with ``n_gpu_layers`` (default:
+            all) deciding how many leave this machine; see :mod:`fireside.rpc`. An
+            unreachable worker raises :class:`~fireside.errors.RemoteDeviceError` within a
+            few seconds, and so does a generation whose worker is lost.
         seed: makes generations reproducible: each generation without its own ``seed``
             draws one from a generator seeded with this.
         chat_template: a Jinja template or a built-in template name overriding the model's.
@@ -120,6 +133,7 @@ class Model:
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
         device: str | None = None,
+        rpc_servers: str | Sequence[str] | None = None,
         seed: int | None = None,
         chat_template: str | None = None,
         embedding: bool = False,
@@ -137,7 +151,9 @@ class Model:
             raise ValueError(f"n_gpu_layers must be -1 (all), 0 or more, got {n_gpu_layers!r}")
         if verbose:
             _core.set_log_level(logging.INFO)
-        devices, gpu = _pick_devices(device)
+        endpoints = split_endpoints(rpc_servers)
+        remote = [d.name for d in connect(endpoints)] if endpoints else []
+        devices, gpu = _pick_devices(device, remote)
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu else 0
         download_progress = progress if isinstance(progress, bool) else True

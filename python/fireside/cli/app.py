@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import typer
 
-from fireside.cli import bench, chat, info, models, run, serve, ui
+from fireside.cli import bench, chat, info, models, rpc_server, run, serve, ui
 from fireside.cli.errors import describe
 
 app = typer.Typer(
@@ -68,6 +68,7 @@ serve.register(app)
 ui.register(app)
 models.register(app)
 info.register(app)
+rpc_server.register(app)
 bench.register(app)
 
 

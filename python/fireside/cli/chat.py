@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fireside.cli.common import load_model, writer
+from fireside.cli.common import RpcOption, load_model, writer
 from fireside.errors import FiresideError
 
 if TYPE_CHECKING:
@@ -200,13 +200,14 @@ def chat(
         int | None,
         typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
     ] = None,
+    rpc: RpcOption = None,
 ) -> None:
     """Chat with a model in the terminal."""
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # Windows
         pass
-    loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads)
+    loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
     try:
         session = loaded.chat_session(system)
         options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}

@@ -5,12 +5,24 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from fireside.cli.errors import CLIError
 
 if TYPE_CHECKING:
     from fireside.model import Model
+
+
+RpcOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc",
+        metavar="HOST:PORT,...",
+        help="ggml RPC workers to spread the model's layers across (see `fireside rpc-server`).",
+    ),
+]
 
 
 def model_name(name: str | None) -> str:

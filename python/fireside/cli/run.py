@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fireside.cli.common import load_model, read_text_file, writer
+from fireside.cli.common import RpcOption, load_model, read_text_file, writer
 from fireside.cli.errors import CLIError
 
 RAW_DEFAULT_MAX_TOKENS = 256
@@ -75,6 +75,7 @@ def run(
         int | None,
         typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
     ] = None,
+    rpc: RpcOption = None,
 ) -> None:
     """Answer one prompt, streaming the reply to stdout."""
     name, prompt = _split_arguments(arguments)
@@ -85,7 +86,7 @@ def run(
     if raw and system is not None:
         raise CLIError("--system needs the chat template; it cannot be used with --raw")
     schema = _read_schema(json_schema) if json_schema is not None else None
-    model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads)
+    model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
     try:
         target: Any
         if raw:

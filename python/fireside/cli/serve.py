@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from fireside.cli.common import load_model, model_name
+from fireside.cli.common import RpcOption, load_model, model_name
 from fireside.cli.errors import CLIError
 
 
@@ -92,6 +92,7 @@ def serve(
             help="A Jinja template or built-in template name overriding the model's.",
         ),
     ] = None,
+    rpc: RpcOption = None,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /."""
     import uvicorn
@@ -109,7 +110,9 @@ def serve(
     sock = _listen(host, port)
     try:
         name = model_name(model)
-        loaded = load_model(name, embedding=True, n_threads=threads, chat_template=chat_template)
+        loaded = load_model(
+            name, embedding=True, n_threads=threads, chat_template=chat_template, rpc_servers=rpc
+        )
         try:
             config = ServerConfig(
                 parallel=parallel,
