@@ -8,6 +8,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -46,6 +47,8 @@ public:
         : has_mirostat_(other.has_mirostat_),
           model_(other.model_),
           grammar_stages_(other.grammar_stages_),
+          only_bias_and_greedy_(other.only_bias_and_greedy_),
+          bias_(other.bias_),
           has_selector_(other.has_selector_),
           chain_(llama_sampler_clone(other.get()), llama_sampler_free) {}
 
@@ -63,6 +66,8 @@ public:
             throw py::value_error("the chain already ends in a selecting stage (greedy, dist or mirostat); "
                                   "add filters before it");
         }
+        const std::string name = llama_sampler_name(stage);
+        if (name != "greedy" && name != "logit-bias" && name[0] != '?') only_bias_and_greedy_ = false;  // "?x": a no-op
         if (is_grammar) grammar_stages_.push_back(llama_sampler_chain_n(chain));
         llama_sampler_chain_add(chain, stage);
         has_selector_ = selects;
@@ -83,11 +88,25 @@ public:
         llama_context* ctx = context.get();
         if (context.model() != model_) throw py::value_error("this Sampler was built for another model");
         context.check_output_index(index);
+        if (only_bias_and_greedy_) {
+            llama_token token = argmax(llama_get_logits_ith(ctx, index));
+            llama_sampler_accept(chain, token);
+            return token;
+        }
         if (grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_) {
             llama_token token = sample_grammar_last(ctx, index);
             if (token != LLAMA_TOKEN_NULL) return token;
         }
         return llama_sampler_sample(chain, ctx, index);
+    }
+
+    // Logit biases of the chain's logit-bias stages, summed per token.
+    void add_bias(const std::vector<llama_logit_bias>& items) {
+        for (const auto& item : items) {
+            auto it = std::find_if(bias_.begin(), bias_.end(), [&](const auto& b) { return b.first == item.token; });
+            if (it == bias_.end()) bias_.emplace_back(item.token, item.bias);
+            else it->second += item.bias;
+        }
     }
 
     // True when every grammar stage accepts `token` now.
@@ -106,6 +125,25 @@ public:
     void close() { chain_.reset(); }
 
 private:
+    // Greedy decoding (with logit biases at most) is an argmax: llama.cpp's chain would first
+    // copy the whole vocabulary into a candidate array. Same result, ties to the lowest id.
+    llama_token argmax(const float* logits) {
+        const int32_t n = n_vocab();
+        llama_token best = static_cast<llama_token>(std::max_element(logits, logits + n) - logits);
+        bool best_biased = std::any_of(bias_.begin(), bias_.end(), [best](const auto& b) { return b.first == best; });
+        if (best_biased) {  // the raw winner is biased: score everything
+            scratch_.assign(logits, logits + n);
+            for (const auto& [token, bias] : bias_) scratch_[static_cast<size_t>(token)] += bias;
+            return static_cast<llama_token>(std::max_element(scratch_.begin(), scratch_.end()) - scratch_.begin());
+        }
+        float best_value = logits[best];
+        for (const auto& [token, bias] : bias_) {
+            float v = logits[token] + bias;
+            if (v > best_value || (v == best_value && token < best)) best = token, best_value = v;
+        }
+        return best;
+    }
+
     // Checking a grammar against the whole vocabulary costs far more than the model's own
     // step. Like llama.cpp's tools, sample with the other stages first and check only the
     // chosen token; fall back to the full chain when the grammar rejects it.
@@ -127,7 +165,10 @@ private:
 
     ModelPtr model_;
     std::vector<int32_t> grammar_stages_;  // chain positions of grammar stages
+    bool only_bias_and_greedy_ = true;      // every stage is logit-bias or greedy
+    std::vector<std::pair<llama_token, float>> bias_;
     std::vector<llama_token_data> candidates_;
+    std::vector<float> scratch_;
     bool has_selector_ = false;
     std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> chain_{nullptr, llama_sampler_free};
 };
@@ -270,6 +311,7 @@ void register_sampler(py::module_& m) {
                     items.push_back({token, value});
                 }
                 s.add(llama_sampler_init_logit_bias(s.n_vocab(), static_cast<int32_t>(items.size()), items.data()));
+                s.add_bias(items);
                 return s;
             },
             py::arg("bias"), R::reference_internal)
