@@ -79,3 +79,14 @@ def test_help_lists_the_options(cli_env: dict[str, str]) -> None:
     shown = fireside(cli_env, "rpc-server", "--help").stdout
     for option in ("--host", "--port", "--mem", "--threads"):
         assert option in shown
+
+
+def test_devices_lists_workers(
+    cli_env: dict[str, str], worker_factory: Callable[..., Worker]
+) -> None:
+    worker = worker_factory("--mem", "2048")
+    done = fireside(cli_env, "devices", "--rpc", worker.endpoint)
+    assert done.returncode == 0, done.stderr
+    (row,) = [line for line in done.stdout.splitlines() if worker.endpoint in line]
+    assert row.split()[:3] == ["RPC0", "gpu", "RPC"] and "2.0 GiB" in row, row
+    assert "GPU devices: none (CPU only)" in done.stdout  # a worker is not a local GPU
