@@ -121,3 +121,42 @@ def test_stopping_the_engine_ends_running_jobs_with_an_error(core: _core.Model) 
 
     asyncio.run(main())
     assert not engine.running
+
+
+def test_one_event_loop_wake_up_per_step(core: _core.Model) -> None:
+    """Chunks of all slots reach the event loop together: the loop's thread is woken about
+    once per decode step, not once per token (each wake-up stalls a decode on a busy CPU)."""
+    engine = Engine(core, parallel=4, n_ctx_seq=128, n_batch=64, n_threads=1)
+    engine.start()
+    try:
+
+        async def main() -> tuple[int, int]:
+            loop = asyncio.get_running_loop()
+            wake_ups = 0
+            schedule = loop.call_soon_threadsafe
+
+            def counting(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+                nonlocal wake_ups
+                wake_ups += 1
+                return schedule(callback, *args, **kwargs)
+
+            loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+            jobs = [
+                Job(prompt(core, q), greedy(core), max_tokens=16) for q in QUESTIONS + QUESTIONS[:1]
+            ]
+            for job in jobs:
+                engine.submit(job)
+            chunks = 0
+            for job in jobs:
+                async for _ in job.events():
+                    chunks += 1
+            return wake_ups, chunks
+
+        steps_before = engine.metrics.decode_steps
+        wake_ups, chunks = asyncio.run(main())
+        steps = engine.metrics.decode_steps - steps_before
+        assert chunks >= 4 * 8, chunks  # 4 streams of (up to) 16 tokens
+        assert wake_ups <= steps + 2, (wake_ups, steps)
+        assert wake_ups * 2 < chunks, (wake_ups, chunks)
+    finally:
+        engine.stop()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from fireside.errors import ContextLengthError, FiresideError
 from fireside.generation.results import Usage
-from fireside.server.jobs import Done, Job
+from fireside.server.jobs import Done, Job, Outbox
 from fireside.server.metrics import Metrics
 from fireside.server.slots import Slot
 
@@ -103,6 +103,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.slots = [Slot(i, model) for i in range(parallel)]
         self._cond = threading.Condition()
+        self._outbox = Outbox()  # events of a step, delivered together (scheduler thread)
         self._waiting: deque[Job] = deque()
         self._n_jobs = 0  # waiting plus running
         self._stopping = False
@@ -180,6 +181,7 @@ class Engine:
                     retry_after=1,
                 )
             self._n_jobs += 1
+            job.use_outbox(self._outbox)
             self._waiting.append(job)
             job._on_cancel = self._wake
             self._cond.notify()
@@ -202,6 +204,7 @@ class Engine:
                 self._admit()
                 if self.active_slots:
                     self._step()
+                self._outbox.flush()
         except BaseException as error:  # a bug, or the context failing for good
             log.exception("the generation engine failed")
             self.failure = error
@@ -225,6 +228,7 @@ class Engine:
                 slot.job = None
         for job in jobs:
             job.emit(error)
+        self._outbox.flush()
         with self._cond:
             self._n_jobs = 0
 

@@ -3,8 +3,8 @@
 A :class:`Job` is created on the event loop with its prompt tokens and sampler, handed to
 the engine, and read back as an async iterator of :class:`Chunk` events ending in a
 :class:`Done` (or an exception). The engine's scheduler thread never touches asyncio
-objects directly: it calls :meth:`Job.emit`, which schedules the put on the job's loop
-with ``call_soon_threadsafe``.
+objects directly: it calls :meth:`Job.emit`, and an :class:`Outbox` hands everything one
+engine step produced to each event loop with a single ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,35 @@ class Done:
 Event = Chunk | Done | BaseException
 
 
+class Outbox:
+    """The events of one engine step, delivered to each event loop in one call.
+
+    Every ``call_soon_threadsafe`` wakes the loop's thread; on a machine whose cores all run
+    llama.cpp's threads, each wake-up stalls a decode, so the engine wakes each loop once
+    per step instead of once per token (scheduler thread only).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Job, Event]]] = {}
+
+    def put(self, job: Job, event: Event) -> None:
+        self._pending.setdefault(job._loop, []).append((job, event))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for loop, items in pending.items():
+            try:
+                loop.call_soon_threadsafe(_deliver, items)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                for job, _ in items:
+                    job._cancelled.set()
+
+
+def _deliver(items: list[tuple[Job, Event]]) -> None:
+    for job, event in items:
+        job._queue.put_nowait(event)
+
+
 class Job:
     """One generation: its inputs, its cancellation flag and its output queue.
 
@@ -76,16 +105,25 @@ class Job:
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._cancelled = threading.Event()
         self._on_cancel: Callable[[], None] | None = None
+        self._outbox: Outbox | None = None
         self.result: Done | None = None
 
     # -- engine side (scheduler thread) ------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Deliver an event to the reader (thread-safe; dropped once the loop is closed)."""
+        """Deliver an event to the reader (thread-safe; dropped once the loop is closed):
+        through the engine's outbox once it has one (:meth:`use_outbox`), else at once."""
+        if self._outbox is not None:
+            self._outbox.put(self, event)
+            return
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self._cancelled.set()
+
+    def use_outbox(self, outbox: Outbox) -> None:
+        """Send further events through ``outbox`` (flushed by the engine after each step)."""
+        self._outbox = outbox
 
     @property
     def cancelled(self) -> bool:
