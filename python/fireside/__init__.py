@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from fireside import errors
 
+if sys.platform == "win32":  # portable wheels keep ggml's DLLs next to the extension module
+    import os as _os
+
+    _os.add_dll_directory(_os.path.dirname(_os.path.abspath(__file__)))
+
 # llama.cpp's messages go to the "fireside.llama" logger; print nothing unless the
 # application configures logging.
 _logging.getLogger("fireside").addHandler(_logging.NullHandler())
