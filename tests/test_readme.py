@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rpc.conftest import start_worker
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
 
@@ -22,5 +24,14 @@ def test_readme_example_runs(
     if "OpenAI(" in code:
         pytest.skip("needs a running server: tests/server covers the OpenAI client")
     code = code.replace('"smollm2-135m-instruct"', repr(str(model_path)))
-    exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})  # noqa: S102 (our own README)
+    workers = []
+    try:
+        # the RPC example's workers: real ones on loopback in place of the example addresses
+        for address in sorted(set(re.findall(r'"(10\.0\.0\.\d+:\d+)"', code))):
+            workers.append(start_worker())
+            code = code.replace(address, workers[-1].endpoint)
+        exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})  # noqa: S102 (our own README)
+    finally:
+        for worker in workers:
+            worker.stop()
     assert capsys.readouterr().out.strip(), "the example printed nothing"
