@@ -18,7 +18,6 @@ trusted private network.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import socket
@@ -29,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from fireside.errors import RemoteDeviceError
+from fireside.netaddr import is_loopback
 
 if TYPE_CHECKING:
     from fireside._core import Device
@@ -152,16 +152,6 @@ def connect(endpoints: Sequence[str], timeout: float = CONNECT_TIMEOUT) -> list[
             devices += _core.rpc_add_server(endpoint)
             _registered.add(endpoint)
     return devices
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from fireside.cli.serve import is_loopback
+from fireside.netaddr import is_loopback
 
 from .conftest import CLI, fireside
 

@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,12 +48,18 @@ def test_nobody_listening_is_refused_at_once(model_path: Path) -> None:
     assert time.monotonic() - started < 30
 
 
+@contextmanager
+def listener() -> Iterator[tuple[socket.socket, str]]:
+    """A loopback socket that listens but is no RPC worker, and its endpoint."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)
+        yield sock, f"127.0.0.1:{sock.getsockname()[1]}"
+
+
 def test_silent_listener_times_out(model_path: Path) -> None:
     """A port that accepts but never answers the handshake (a busy or wrong server)."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)
-        endpoint = f"127.0.0.1:{silent.getsockname()[1]}"
+    with listener() as (_, endpoint):
         started = time.monotonic()
         with pytest.raises(RemoteDeviceError, match="did not answer within 1 s"):
             probe(endpoint, timeout=1)
@@ -60,19 +68,14 @@ def test_silent_listener_times_out(model_path: Path) -> None:
         assert time.monotonic() - started < 60
 
 
-def test_not_an_rpc_server(model_path: Path) -> None:
+def test_not_an_rpc_server() -> None:
     """Something else on the port (here: a server that answers and hangs up)."""
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", 0))
-        other.listen(4)
-        endpoint = f"127.0.0.1:{other.getsockname()[1]}"
+    with listener() as (sock, endpoint):
 
         def answer_and_close() -> None:
-            conn, _ = other.accept()
+            conn, _ = sock.accept()
             with conn:
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-        import threading
 
         threading.Thread(target=answer_and_close, daemon=True).start()
         with pytest.raises(

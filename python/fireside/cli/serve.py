@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 from typing import Annotated
@@ -11,16 +10,7 @@ import typer
 
 from fireside.cli.common import RpcOption, load_model, model_name
 from fireside.cli.errors import CLIError
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from fireside.netaddr import is_loopback
 
 
 def _listen(host: str, port: int) -> socket.socket:
