@@ -111,17 +111,8 @@ Context::Context(py::object py_model, const Model& model, const ContextOptions& 
     p.abort_callback = &Context::abort_requested;
     p.abort_callback_data = &cancel_;
 
-    llama_context* raw = nullptr;
     std::string reason;
-    {
-        LogCapture capture;
-        {
-            py::gil_scoped_release release;
-            raw = llama_init_from_model(model_.get(), p);
-        }
-        reason = capture.reason();
-    }
-    flush_logs();
+    llama_context* raw = call_explained([&] { return llama_init_from_model(model_.get(), p); }, reason);
     if (raw == nullptr) throw py::value_error("cannot create the context: " + (reason.empty() ? "llama.cpp refused" : reason));
     ctx_.reset(raw);
     options_.n_threads = p.n_threads;

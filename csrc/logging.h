@@ -39,6 +39,23 @@ private:
     LogCapture* previous_;
 };
 
+// Run `call` without the GIL while capturing what llama.cpp logs about it; flush the log
+// afterwards. Returns call's result; `reason` gets the most telling captured line.
+template <class Call>
+auto call_explained(Call&& call, std::string& reason) {
+    decltype(call()) result{};
+    {
+        LogCapture capture;
+        {
+            py::gil_scoped_release release;
+            result = call();
+        }
+        reason = capture.reason();
+    }
+    flush_logs();
+    return result;
+}
+
 void register_logging(py::module_& m);
 
 }  // namespace fireside

@@ -14,17 +14,8 @@ LoraAdapter::LoraAdapter(ModelPtr model, const std::string& path) : path_(path) 
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) raise_os_error(PyExc_FileNotFoundError, ENOENT, path);
     if (S_ISDIR(st.st_mode)) raise_os_error(PyExc_IsADirectoryError, EISDIR, path);
-    llama_adapter_lora* raw = nullptr;
     std::string reason;
-    {
-        LogCapture capture;
-        {
-            py::gil_scoped_release release;
-            raw = llama_adapter_lora_init(model.get(), path.c_str());
-        }
-        reason = capture.reason();
-    }
-    flush_logs();
+    llama_adapter_lora* raw = call_explained([&] { return llama_adapter_lora_init(model.get(), path.c_str()); }, reason);
     if (raw == nullptr) {
         py::dict info;
         info["path"] = path;

@@ -157,17 +157,8 @@ Model::Model(const std::string& path, int n_gpu_layers, int main_gpu, const py::
         params.progress_callback_user_data = &state;
     }
 
-    llama_model* raw = nullptr;
     std::string reason;
-    {
-        LogCapture capture;
-        {
-            py::gil_scoped_release release;
-            raw = llama_model_load_from_file(path.c_str(), params);
-        }
-        reason = capture.reason();
-    }
-    flush_logs();
+    llama_model* raw = call_explained([&] { return llama_model_load_from_file(path.c_str(), params); }, reason);
     if (raw == nullptr) {
         if (state.error) throw *state.error;
         if (state.cancelled) raise_error("LoadCancelled", "loading " + path + " was cancelled by its progress callback");

@@ -668,18 +668,6 @@ SCHEMAS = [
 
 
 @pytest.fixture(scope="module")
-def core():
-    return pytest.importorskip("fireside._core", reason="the native module is not built")
-
-
-@pytest.fixture(scope="module")
-def model(core, model_path):
-    m = core.Model(model_path)
-    yield m
-    m.close()
-
-
-@pytest.fixture(scope="module")
 def context(core, model):
     ctx = core.Context(model, n_ctx=512, n_batch=512, n_threads=1)
     yield ctx

@@ -131,18 +131,6 @@ def test_resolve_seed() -> None:
 
 
 @pytest.fixture(scope="module")
-def core():
-    return pytest.importorskip("fireside._core", reason="the native module is not built")
-
-
-@pytest.fixture(scope="module")
-def model(core, model_path):
-    m = core.Model(model_path)
-    yield m
-    m.close()
-
-
-@pytest.fixture(scope="module")
 def context(core, model):
     ctx = core.Context(model, n_ctx=256, n_batch=64, n_threads=1)
     ctx.decode(model.tokenize("The capital of France is"))
