@@ -122,6 +122,30 @@ struct Progress {
     }
 };
 
+// llama.cpp's default (no device list) also offloads to every registered RPC worker, even
+// one registered for another model, or one that is gone. Workers are used only when named;
+// otherwise this machine's GPUs, as llama.cpp would pick them (iGPUs only without a GPU).
+// Empty: no worker is registered, llama.cpp's own default applies.
+std::vector<ggml_backend_dev_t> local_default_devices() {
+    std::vector<ggml_backend_dev_t> gpus, igpus;
+    bool any_remote = false;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(dev);
+        if (reg != nullptr && std::string(ggml_backend_reg_name(reg)) == "RPC") {
+            any_remote = true;
+        } else if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU) {
+            gpus.push_back(dev);
+        } else if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_IGPU) {
+            igpus.push_back(dev);
+        }
+    }
+    if (!any_remote) return {};
+    std::vector<ggml_backend_dev_t> chosen = gpus.empty() ? igpus : gpus;
+    chosen.push_back(nullptr);
+    return chosen;
+}
+
 }  // namespace
 
 Model::Model(const std::string& path, int n_gpu_layers, int main_gpu, const py::object& devices, bool use_mmap,
@@ -140,6 +164,8 @@ Model::Model(const std::string& path, int n_gpu_layers, int main_gpu, const py::
             device_list.push_back(dev);
         }
         device_list.push_back(nullptr);
+    } else {
+        device_list = local_default_devices();
     }
 
     llama_model_params params = llama_model_default_params();

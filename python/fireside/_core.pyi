@@ -117,7 +117,8 @@ class Model:
 
         ``progress(fraction)`` is called during the load; returning ``False`` cancels it
         and raises :class:`fireside.errors.LoadCancelled`. ``devices`` names devices (see
-        :func:`devices`) to offload to; ``n_gpu_layers=-1`` offloads all layers.
+        :func:`devices`) to offload to; ``n_gpu_layers=-1`` offloads all layers. Without
+        ``devices``, this machine's GPUs: RPC workers are used only when named.
         Raises ``FileNotFoundError``, ``IsADirectoryError`` or
         :class:`fireside.errors.ModelLoadError` (with llama.cpp's reason).
         """

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import fireside
 import pytest
 from fireside import Model, _core
+from fireside.rpc import connect
 
 from tests.rpc.conftest import Worker
 
@@ -89,3 +90,21 @@ def test_other_models_stay_local(
             plain = Model(model_path, n_ctx=256, n_threads=1)
         with plain:
             assert sizes and not any("RPC" in name for name in sizes), sizes
+
+
+def test_a_gone_worker_does_not_affect_local_models(
+    model_path: Path, worker_factory: Callable[..., Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker registered in this process and then stopped: models that do not name it,
+    native or not, load and run on this machine as before."""
+    worker = worker_factory()
+    connect([worker.endpoint])
+    worker.stop()
+    with weights_by_buffer(caplog) as sizes:
+        native = _core.Model(model_path)
+    try:
+        assert sizes and not any("RPC" in name for name in sizes), sizes
+    finally:
+        native.close()
+    with Model(model_path, n_ctx=256, n_threads=1) as plain:
+        assert greedy_tokens(plain)
