@@ -12,7 +12,7 @@ llama.cpp's own RPC backend; fireside adds checks with clear errors:
   :class:`~fireside.errors.RemoteDeviceError` instead of aborting the process.
 
 The RPC protocol has **no authentication and no encryption**: anyone who can reach a worker's
-port can run code-like workloads on it and read what it holds. Keep workers on loopback or a
+port can use its CPU and memory and read the tensors it holds. Keep workers on loopback or a
 trusted private network.
 """
 

@@ -111,15 +111,10 @@ def test_ctrl_c_stops_the_reply_not_the_program(chat: pexpect.spawn, tmp_path: P
     assert history[-1]["role"] == "assistant"
     shown = history[-1]["content"]
     assert shown  # the part written so far is kept
-    # Ctrl-C at the prompt does not leave either. A ^C that reaches the terminal while
-    # readline is still switching its mode can be read as input instead of a signal, so
-    # send it until the program answers.
-    for _ in range(10):
-        chat.sendintr()
-        if chat.expect_exact(["(Ctrl-D or /exit to leave)", pexpect.TIMEOUT], timeout=5) == 0:
-            break
-    else:
-        pytest.fail("Ctrl-C at the prompt got no answer")
+    # Ctrl-C at the prompt does not leave either (even when started with SIGINT ignored,
+    # as `cmd &` in a script does: this suite may run that way)
+    chat.sendintr()
+    chat.expect_exact("(Ctrl-D or /exit to leave)")
     chat.expect_exact(PROMPT)
     chat.sendline("/exit")
     chat.expect(pexpect.EOF)

@@ -207,6 +207,9 @@ def chat(
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # Windows
         pass
+    # Ctrl-C must work at the prompt even when the parent started us with SIGINT ignored
+    # (any `cmd &` of a non-interactive shell does), or it would only stop replies.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
     try:
         session = loaded.chat_session(system)
