@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fireside.model import Model
 
 PROMPT = "The capital of France is"
-
-
-@pytest.fixture(scope="module")
-def model(model_path: Path) -> Iterator[Model]:
-    with Model(model_path, n_ctx=512, n_threads=1) as m:
-        yield m
 
 
 def test_agenerate_matches_generate(model: Model) -> None:

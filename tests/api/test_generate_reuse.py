@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fireside.generation.loop import common_prefix_length
 from fireside.model import Model
 
 PROMPT = "A list of fruits: apple, banana, cherry,"
-
-
-@pytest.fixture(scope="module")
-def model(model_path: Path) -> Iterator[Model]:
-    with Model(model_path, n_ctx=512, n_threads=1) as m:
-        yield m
 
 
 def test_common_prefix_length() -> None:

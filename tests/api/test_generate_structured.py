@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -20,12 +18,6 @@ PERSON = {
     "required": ["name", "age", "city"],
     "additionalProperties": False,
 }
-
-
-@pytest.fixture(scope="module")
-def model(model_path: Path) -> Iterator[Model]:
-    with Model(model_path, n_ctx=512, n_threads=1) as m:
-        yield m
 
 
 def _ask(model: Model, text: str) -> str:

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fireside.model import Model
 
 PROMPTS = [f"Fact number {i} about the ocean:" for i in range(8)]
-
-
-@pytest.fixture(scope="module")
-def model(model_path: Path) -> Iterator[Model]:
-    with Model(model_path, n_ctx=512, n_threads=1) as m:
-        yield m
 
 
 def test_eight_threads_match_their_single_thread_results(model: Model) -> None:

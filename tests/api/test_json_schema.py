@@ -668,31 +668,31 @@ SCHEMAS = [
 
 
 @pytest.fixture(scope="module")
-def context(core, model):
-    ctx = core.Context(model, n_ctx=512, n_batch=512, n_threads=1)
+def context(core, native_model):
+    ctx = core.Context(native_model, n_ctx=512, n_batch=512, n_threads=1)
     yield ctx
     ctx.close()
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=range(len(SCHEMAS)))
-def test_llama_cpp_parses_every_grammar(core, model, schema: Any) -> None:
-    sampler = core.Sampler(model).add_grammar(json_schema_to_grammar(schema))
+def test_llama_cpp_parses_every_grammar(core, native_model, schema: Any) -> None:
+    sampler = core.Sampler(native_model).add_grammar(json_schema_to_grammar(schema))
     assert sampler.stages == ["grammar"]
 
 
-def engine_accepts(core, model, context, schema: Any, text: str) -> bool:
+def engine_accepts(core, native_model, context, schema: Any, text: str) -> bool:
     """Whether llama.cpp's grammar engine accepts ``text`` as a complete document."""
-    eog = model.eos
-    sampler = core.Sampler(model).add_grammar(json_schema_to_grammar(schema))
+    eog = native_model.eos
+    sampler = core.Sampler(native_model).add_grammar(json_schema_to_grammar(schema))
     sampler.add_logit_bias({eog: 1e4}).add_greedy()  # end-of-text wins once it is allowed
-    for token in model.tokenize(text, add_special=False):
+    for token in native_model.tokenize(text, add_special=False):
         try:
             sampler.accept(token)
         except ValueError:  # the binding refuses a token the grammar forbids
             return False
     if context.seq_pos_max(0) < 0:
-        context.decode(model.tokenize("JSON:"))
-    return model.is_eog(sampler.sample(context))
+        context.decode(native_model.tokenize("JSON:"))
+    return native_model.is_eog(sampler.sample(context))
 
 
 ENGINE_CASES = [
@@ -716,8 +716,10 @@ ENGINE_CASES = [
 
 
 @pytest.mark.parametrize(("schema", "text", "ok"), ENGINE_CASES, ids=range(len(ENGINE_CASES)))
-def test_llama_cpp_engine_agrees(core, model, context, schema: Any, text: str, ok: bool) -> None:
-    assert engine_accepts(core, model, context, schema, text) == ok
+def test_llama_cpp_engine_agrees(
+    core, native_model, context, schema: Any, text: str, ok: bool
+) -> None:
+    assert engine_accepts(core, native_model, context, schema, text) == ok
     if ok:
         jsonschema.validate(json.loads(text), schema if isinstance(schema, dict) else {})
 
@@ -783,23 +785,25 @@ E2E = [
 ]
 
 
-def generate(core, model, context, grammar: str, prompt: str, max_tokens: int = 96) -> str:
+def generate(core, native_model, context, grammar: str, prompt: str, max_tokens: int = 96) -> str:
     """Greedy decoding under ``grammar`` with the raw native API."""
-    sampler = core.Sampler(model).add_grammar(grammar).add_greedy()
+    sampler = core.Sampler(native_model).add_grammar(grammar).add_greedy()
     context.memory_clear()
-    context.decode(model.tokenize(prompt, parse_special=True))
+    context.decode(native_model.tokenize(prompt, parse_special=True))
     out = b""
     for _ in range(max_tokens):
         token = sampler.sample(context)
-        if model.is_eog(token):
+        if native_model.is_eog(token):
             return out.decode()
-        out += model.token_to_piece(token)
+        out += native_model.token_to_piece(token)
         context.decode([token])
     pytest.fail(f"no end of text within {max_tokens} tokens: {out!r}")
 
 
 @pytest.mark.parametrize(("what", "schema"), E2E, ids=[w for w, _ in E2E])
-def test_constrained_generation_validates(core, model, context, what: str, schema: dict) -> None:
+def test_constrained_generation_validates(
+    core, native_model, context, what: str, schema: dict
+) -> None:
     prompt = f"<|im_start|>user\nDescribe {what} as JSON.<|im_end|>\n<|im_start|>assistant\n"
-    text = generate(core, model, context, json_schema_to_grammar(schema), prompt)
+    text = generate(core, native_model, context, json_schema_to_grammar(schema), prompt)
     jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())

@@ -131,15 +131,15 @@ def test_resolve_seed() -> None:
 
 
 @pytest.fixture(scope="module")
-def context(core, model):
-    ctx = core.Context(model, n_ctx=256, n_batch=64, n_threads=1)
-    ctx.decode(model.tokenize("The capital of France is"))
+def context(core, native_model):
+    ctx = core.Context(native_model, n_ctx=256, n_batch=64, n_threads=1)
+    ctx.decode(native_model.tokenize("The capital of France is"))
     yield ctx
     ctx.close()
 
 
-def test_default_chain_is_in_llama_cpp_order(model) -> None:
-    assert build_sampler(model, SamplingParams()).stages == [
+def test_default_chain_is_in_llama_cpp_order(native_model) -> None:
+    assert build_sampler(native_model, SamplingParams()).stages == [
         "top-k",
         "top-p",
         "min-p",
@@ -148,13 +148,13 @@ def test_default_chain_is_in_llama_cpp_order(model) -> None:
     ]
 
 
-def test_greedy_chain(model) -> None:
-    assert build_sampler(model, SamplingParams(temperature=0)).stages == ["greedy"]
-    sampler = build_sampler(model, SamplingParams(temperature=0, repeat_penalty=1.1))
+def test_greedy_chain(native_model) -> None:
+    assert build_sampler(native_model, SamplingParams(temperature=0)).stages == ["greedy"]
+    sampler = build_sampler(native_model, SamplingParams(temperature=0, repeat_penalty=1.1))
     assert sampler.stages == ["penalties", "greedy"]
 
 
-def test_full_chain_puts_the_grammar_first(model) -> None:
+def test_full_chain_puts_the_grammar_first(native_model) -> None:
     params = SamplingParams(
         grammar='root ::= "yes" | "no"',
         logit_bias={10: 1.0},
@@ -167,7 +167,7 @@ def test_full_chain_puts_the_grammar_first(model) -> None:
         temperature=0.7,
         seed=1,
     )
-    assert build_sampler(model, params).stages == [
+    assert build_sampler(native_model, params).stages == [
         "grammar",
         "logit-bias",
         "penalties",
@@ -181,66 +181,70 @@ def test_full_chain_puts_the_grammar_first(model) -> None:
     ]
 
 
-def test_disabled_stages_are_left_out(model) -> None:
+def test_disabled_stages_are_left_out(native_model) -> None:
     params = SamplingParams(top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0)
-    assert build_sampler(model, params).stages == ["temp", "dist"]
+    assert build_sampler(native_model, params).stages == ["temp", "dist"]
     no_window = SamplingParams(repeat_penalty=1.3, repeat_last_n=0)
-    assert "penalties" not in build_sampler(model, no_window).stages
+    assert "penalties" not in build_sampler(native_model, no_window).stages
 
 
-def test_whole_context_penalty_window_is_enabled(model) -> None:
+def test_whole_context_penalty_window_is_enabled(native_model) -> None:
     params = SamplingParams(repeat_penalty=1.2, repeat_last_n=-1, dry_multiplier=0.5)
-    stages = build_sampler(model, params).stages
+    stages = build_sampler(native_model, params).stages
     assert "penalties" in stages and "dry" in stages  # "?dry" would mean llama.cpp disabled it
 
 
-def test_mirostat_chains(model) -> None:
-    assert build_sampler(model, SamplingParams(mirostat=1)).stages == ["temp", "mirostat"]
-    assert build_sampler(model, SamplingParams(mirostat=2)).stages == ["temp", "mirostat-v2"]
-    assert build_sampler(model, SamplingParams(mirostat=2, temperature=0)).stages == ["greedy"]
+def test_mirostat_chains(native_model) -> None:
+    assert build_sampler(native_model, SamplingParams(mirostat=1)).stages == ["temp", "mirostat"]
+    assert build_sampler(native_model, SamplingParams(mirostat=2)).stages == ["temp", "mirostat-v2"]
+    assert build_sampler(native_model, SamplingParams(mirostat=2, temperature=0)).stages == [
+        "greedy"
+    ]
 
 
-def test_invalid_grammar_raises_grammar_error(model) -> None:
+def test_invalid_grammar_raises_grammar_error(native_model) -> None:
     with pytest.raises(GrammarError):
-        build_sampler(model, SamplingParams(grammar="root ::= [unclosed"))
+        build_sampler(native_model, SamplingParams(grammar="root ::= [unclosed"))
 
 
-def test_logit_bias_token_outside_vocabulary(model) -> None:
+def test_logit_bias_token_outside_vocabulary(native_model) -> None:
     with pytest.raises(
-        ValueError, match=re.escape(f"out of range for a vocabulary of {model.n_vocab}")
+        ValueError, match=re.escape(f"out of range for a vocabulary of {native_model.n_vocab}")
     ):
-        build_sampler(model, SamplingParams(logit_bias={model.n_vocab: 1.0}))
+        build_sampler(native_model, SamplingParams(logit_bias={native_model.n_vocab: 1.0}))
 
 
-def test_greedy_picks_the_argmax(model, context) -> None:
-    token = build_sampler(model, SamplingParams(temperature=0)).sample(context)
+def test_greedy_picks_the_argmax(native_model, context) -> None:
+    token = build_sampler(native_model, SamplingParams(temperature=0)).sample(context)
     assert token == int(np.argmax(context.logits()))
 
 
-def test_logit_bias_bans_a_token(model, context) -> None:
+def test_logit_bias_bans_a_token(native_model, context) -> None:
     best = int(np.argmax(context.logits()))
     banned = SamplingParams(temperature=0, logit_bias={best: -INF})
-    assert build_sampler(model, banned).sample(context) != best
+    assert build_sampler(native_model, banned).sample(context) != best
 
 
-def test_grammar_constrains_the_choice(model, context) -> None:
+def test_grammar_constrains_the_choice(native_model, context) -> None:
     params = SamplingParams(temperature=0, grammar='root ::= " Zürich" | " Oslo"')
-    piece = model.token_to_piece(build_sampler(model, params).sample(context)).decode()
+    piece = native_model.token_to_piece(
+        build_sampler(native_model, params).sample(context)
+    ).decode()
     assert " Zürich".startswith(piece) or " Oslo".startswith(piece)
 
 
-def _draws(model, context, params: SamplingParams, n: int = 8) -> list[int]:
-    sampler = build_sampler(model, params)
+def _draws(native_model, context, params: SamplingParams, n: int = 8) -> list[int]:
+    sampler = build_sampler(native_model, params)
     return [sampler.sample(context) for _ in range(n)]
 
 
-def test_same_seed_same_draws(model, context) -> None:
+def test_same_seed_same_draws(native_model, context) -> None:
     for seed in (0, 1234, SEED_MAX):
         params = SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=seed)
-        assert _draws(model, context, params) == _draws(model, context, params)
+        assert _draws(native_model, context, params) == _draws(native_model, context, params)
 
 
-def test_unseeded_samplers_differ(model, context) -> None:
+def test_unseeded_samplers_differ(native_model, context) -> None:
     params = SamplingParams(temperature=2.0, top_k=0, top_p=1.0, min_p=0.0)
-    runs = {tuple(_draws(model, context, params, 12)) for _ in range(3)}
+    runs = {tuple(_draws(native_model, context, params, 12)) for _ in range(3)}
     assert len(runs) > 1
