@@ -72,14 +72,15 @@ def _pick_devices(device: str | None, remote: list[str]) -> tuple[list[str] | No
     ``remote`` (RPC) device names this model asked for."""
     if device is not None and not isinstance(device, str):
         raise TypeError(f"device must be a device name or None, got {type(device).__name__}")
-    found = _core.devices()
     # RPC workers registered by other models of this process are not this model's devices
-    local = [d for d in found if not d.remote]
-    gpus = [d.name for d in local if d.type in ("gpu", "igpu")]
+    local = [d for d in _core.devices() if not d.remote]
+    # this machine's GPUs as llama.cpp picks them: integrated ones only without a discrete one
+    gpus = [d.name for d in local if d.type == "gpu"] or [d.name for d in local if d.type == "igpu"]
+    offload = bool(gpus) and _core.supports_gpu_offload()
     if device is None:
-        if len(local) == len(found) and not remote:
-            return None, bool(gpus) and _core.supports_gpu_offload()  # llama.cpp's own choice
-        chosen = gpus if _core.supports_gpu_offload() else []
+        if not remote:
+            return None, offload  # the native default: those GPUs, never a worker
+        chosen = gpus if offload else []
     elif device.lower() == "cpu":
         chosen = []
     elif device.lower() == "gpu":
