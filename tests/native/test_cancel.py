@@ -6,10 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
 import pytest
 from fireside import _core
 from fireside.errors import Cancelled, GenerationCancelled
+
+from .numerics import same_logits
 
 ContextFactory = Callable[..., _core.Context]
 
@@ -104,7 +105,7 @@ def test_cancel_sticks_until_reset(new_context: ContextFactory, model: _core.Mod
     assert not ctx.cancelled
     ctx.decode(prompt[2:])  # usable again, with the same result as never cancelled
     assert ctx.seq_pos_max(0) == len(prompt) - 1
-    assert np.allclose(ctx.logits(), expected, atol=0.05)
+    assert same_logits(ctx.logits(), expected)  # in two batches, so up to rounding
     assert ctx.perf().n_decode_calls == 2
 
 
