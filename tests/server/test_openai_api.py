@@ -237,7 +237,10 @@ def test_embeddings_float_and_base64(server: LiveServer) -> None:
     single = client.embeddings.create(
         model=server.model_id, input=texts[0], encoding_format="float"
     )
-    assert np.allclose(single.data[0].embedding, floats.data[0].embedding, atol=1e-5)
+    # alone or in a batch: the same vector up to the kernels' rounding (see tests/api/test_embeddings)
+    alone = np.array(single.data[0].embedding)
+    assert alone @ vectors[0] > 0.998
+    assert int(np.argmax(vectors @ alone)) == 0
 
 
 def test_prompt_prefix_is_reused_from_the_slot_cache(server: LiveServer) -> None:
