@@ -209,10 +209,20 @@ class Embedder:
             tokens.extend(piece)
             positions.extend(range(len(piece)))
             seq_ids.extend([seq] * len(piece))
-        ctx.memory_clear()
+        self._forget(ctx)
         ctx.decode(tokens, positions=positions, seq_ids=seq_ids, logits=[True] * len(tokens))
         self.n_decodes += 1
         return [ctx.seq_embedding(seq) for seq in range(len(batch))]
+
+    @staticmethod
+    def _forget(ctx: _core.Context) -> None:
+        """Clear the KV cache between decodes; encoder-only models (BERT) have none."""
+        try:
+            ctx.memory_clear()
+        except ClosedError:
+            raise
+        except ValueError:  # "this context has no KV cache": nothing to forget
+            pass
 
     def close(self) -> None:
         """Free the embedding contexts (and the model, if this Embedder loaded it)."""

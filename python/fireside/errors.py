@@ -100,3 +100,7 @@ class DownloadError(FiresideError, RuntimeError):
 
 class OfflineError(DownloadError):
     """A model is not downloaded and offline mode forbids fetching it."""
+
+
+class ConversionError(FiresideError, ValueError):
+    """A model directory cannot be converted to GGUF (unsupported or malformed)."""
