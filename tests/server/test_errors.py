@@ -38,6 +38,7 @@ def post(live: LiveServer, path: str, body: Any = None, **options: Any) -> httpx
         options["json"] = body
     elif body is not None:
         options["content"] = body
+        headers.setdefault("Content-Type", "application/json")  # a (malformed) JSON body
     return httpx.post(live.url + path, headers=headers, timeout=120, **options)
 
 

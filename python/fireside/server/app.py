@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fireside.server import errors
 from fireside.server.config import ServerConfig
 from fireside.server.limits import BodySizeLimit
+from fireside.server.origins import OriginPolicy
 from fireside.server.routes import STATIC_DIR, api, public
 
 
@@ -42,7 +43,9 @@ def create_app(
     :class:`fireside.Model` (which the caller keeps owning).
 
     ``config`` (or keyword ``options`` of :class:`ServerConfig`) sets slots, context,
-    API key and limits. Loading happens here, so errors surface before a port is bound.
+    API key, limits and the Host names and web origins it serves
+    (:mod:`fireside.server.origins`); run it with :func:`fireside.server.http11.uvicorn_config`
+    so that even malformed HTTP is answered in OpenAI's shape. Loading happens here, so errors surface before a port is bound.
     """
     from fireside.defaults import default_n_threads
     from fireside.model import Model
@@ -112,4 +115,11 @@ def create_app(
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    # added last, so it runs first: a page that may not use the server reaches nothing
+    app.add_middleware(
+        OriginPolicy,
+        allowed_hosts=config.allowed_hosts,
+        allowed_origins=config.allowed_origins,
+        on_error=metrics.error,
+    )
     return app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from fireside.server.origins import normalize_allowed_host, normalize_allowed_origin
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -29,6 +32,12 @@ class ServerConfig:
         n_batch: the most tokens evaluated in one decode step.
         n_gpu_layers: layers to offload to a GPU (``None``: all when one is available).
         chat_template: a Jinja template or built-in template name overriding the model's.
+        allowed_hosts: Host names the server answers to besides its loopback names and
+            addresses, the address a connection arrived at and this machine's name
+            (``".example.org"``: it and its subdomains; ``"*"``: any). Others get 403.
+        allowed_origins: web pages (``"scheme://host[:port]"``, ``":*"`` for any port,
+            ``"null"``, ``"*"``: any) that may call the server besides its own chat page;
+            they get CORS headers, other pages 403. See :mod:`fireside.server.origins`.
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -43,6 +52,8 @@ class ServerConfig:
     n_batch: int = 512
     n_gpu_layers: int | None = None
     chat_template: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
@@ -65,3 +76,21 @@ class ServerConfig:
             raise ValueError("api_key must be a non-empty string or None")
         if self.model_id is not None and (not isinstance(self.model_id, str) or not self.model_id):
             raise ValueError("model_id must be a non-empty string or None")
+        # frozen: store the canonical entries through object.__setattr__
+        object.__setattr__(
+            self,
+            "allowed_hosts",
+            _entries("allowed_hosts", self.allowed_hosts, normalize_allowed_host),
+        )
+        object.__setattr__(
+            self,
+            "allowed_origins",
+            _entries("allowed_origins", self.allowed_origins, normalize_allowed_origin),
+        )
+
+
+def _entries(name: str, value: Iterable[str], normalize: Callable[[str], str]) -> tuple[str, ...]:
+    """``value``'s entries in canonical form, duplicates dropped, order kept."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of strings, got {value!r}")
+    return tuple(dict.fromkeys(normalize(entry) for entry in value))

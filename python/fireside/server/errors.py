@@ -2,8 +2,10 @@
 
 Every failure a client can cause or meet is answered in this shape with the fitting HTTP
 status: a request the server cannot parse or validate is 400 (FastAPI's 422 is turned into
-400, as OpenAI answers), an unknown model 404, a missing or wrong API key 401, a full queue
-503 with ``Retry-After``. fireside's own exceptions are mapped by class, never by message.
+400, as OpenAI answers; malformed HTTP too, see :mod:`fireside.server.http11`), an unknown
+model 404, a missing or wrong API key 401, a Host or Origin this server does not serve 403
+and a body that is not JSON 415 (see :mod:`fireside.server.origins`), a full queue 503 with
+``Retry-After``. fireside's own exceptions are mapped by class, never by message.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ log = logging.getLogger("fireside.server")
 _TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",
+    403: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
+    431: "invalid_request_error",
     503: "server_error",
 }
 
