@@ -2,6 +2,7 @@
 
 #include "context.h"
 #include "errors.h"
+#include "grammar.h"
 #include "grammar_check.h"
 #include "logging.h"
 #include "stderr_capture.h"
@@ -93,11 +94,43 @@ public:
             llama_sampler_accept(chain, token);
             return token;
         }
-        if (grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_) {
-            llama_token token = sample_grammar_last(ctx, index);
-            if (token != LLAMA_TOKEN_NULL) return token;
+        if (grammar_stages_.empty()) return llama_sampler_sample(chain, ctx, index);
+        // A grammar's work is bounded but not small: do it without the GIL.
+        std::string failure;
+        llama_token token = LLAMA_TOKEN_NULL;
+        {
+            py::gil_scoped_release release;
+            try {
+                if (grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_)
+                    token = sample_grammar_last(ctx, index);
+                if (token == LLAMA_TOKEN_NULL) token = llama_sampler_sample(chain, ctx, index);
+            } catch (const GrammarFailure& e) {
+                failure = e.what();
+            }
         }
-        return llama_sampler_sample(chain, ctx, index);
+        if (!failure.empty()) raise_error("GrammarError", failure);
+        return token;
+    }
+
+    // Accept a token chosen elsewhere. llama.cpp aborts the process when a grammar is
+    // handed a token it forbids: that is a ValueError here; a grammar that cannot go on
+    // (over a limit) raises GrammarError.
+    void accept(llama_token token) {
+        llama_sampler* chain = get();
+        if (token < 0 || token >= n_vocab()) throw py::value_error("token id " + std::to_string(token) + " is out of range");
+        std::string failure;
+        bool allowed = true;
+        {
+            py::gil_scoped_release release;
+            try {
+                allowed = grammar_allows(token);
+                if (allowed) llama_sampler_accept(chain, token);
+            } catch (const GrammarFailure& e) {
+                failure = e.what();
+            }
+        }
+        if (!failure.empty()) raise_error("GrammarError", failure);
+        if (!allowed) throw py::value_error("token id " + std::to_string(token) + " is not allowed by the grammar here");
     }
 
     // Logit biases of the chain's logit-bias stages, summed per token.
@@ -174,17 +207,19 @@ private:
 };
 
 Sampler& add_grammar(Sampler& self, const std::string& grammar, const std::string& root) {
-    if (std::string problem = check_grammar_repetitions(grammar); !problem.empty())
-        raise_error("GrammarError", "invalid grammar: " + problem);
+    self.get();  // raises when closed
+    const llama_vocab* vocab = self.vocab();
     llama_sampler* stage = nullptr;
     std::string reason;
     {
-        // llama.cpp's grammar parser explains errors on stderr, not through its log.
+        // Checking, parsing and building may take a while: without the GIL, and with the
+        // captures inside, since the stderr capture holds a process-wide lock.
+        py::gil_scoped_release release;
         LogCapture capture;
-        StderrCapture stderr_capture;
-        stage = llama_sampler_init_grammar(self.vocab(), grammar.c_str(), root.c_str());
-        reason = stderr_capture.finish();
-        if (reason.empty()) reason = capture.reason();
+        StderrCapture stderr_capture;  // llama.cpp's grammar parser explains errors on stderr
+        stage = init_bounded_grammar(vocab, grammar, root, reason);
+        std::string printed = stderr_capture.finish();
+        if (reason.empty()) reason = printed.empty() ? capture.reason() : printed;
     }
     flush_logs();
     if (stage == nullptr) raise_error("GrammarError", "invalid grammar: " + (reason.empty() ? "llama.cpp rejected it" : reason));
@@ -192,10 +227,23 @@ Sampler& add_grammar(Sampler& self, const std::string& grammar, const std::strin
     return self;
 }
 
+py::dict grammar_limits() {
+    using L = GrammarLimits;
+    py::dict d;
+    d["max_bytes"] = L::max_bytes;
+    d["max_nesting"] = L::max_nesting;
+    d["max_repetition"] = L::max_repetition;
+    d["max_expansion"] = L::max_expansion;
+    d["max_branching"] = L::max_branching;
+    d["max_states"] = L::max_states;
+    return d;
+}
+
 }  // namespace
 
 void register_sampler(py::module_& m) {
     using R = py::return_value_policy;
+    m.attr("GRAMMAR_LIMITS") = grammar_limits();
     py::class_<Sampler>(m, "Sampler",
                         "A llama.cpp sampler chain; add stages in order, then sample.\n\n"
                         "Every add_* returns the sampler itself. A chain must end in a selecting stage "
@@ -327,16 +375,8 @@ void register_sampler(py::module_& m) {
                                })
         .def("sample", &Sampler::sample, py::arg("context"), py::arg("index") = -1,
              "Pick a token from the logits at batch ``index`` of the last decode and accept it.")
-        .def(
-            "accept",
-            [](Sampler& s, llama_token token) {
-                if (token < 0 || token >= s.n_vocab()) throw py::value_error("token id " + std::to_string(token) + " is out of range");
-                // llama.cpp aborts the process when a grammar is handed a token it forbids.
-                if (!s.grammar_allows(token))
-                    throw py::value_error("token id " + std::to_string(token) + " is not allowed by the grammar here");
-                llama_sampler_accept(s.get(), token);
-            },
-            py::arg("token"), "Tell the stateful stages (penalties, grammar, ...) about a token chosen elsewhere.")
+        .def("accept", &Sampler::accept, py::arg("token"),
+             "Tell the stateful stages (penalties, grammar, ...) about a token chosen elsewhere.")
         .def("reset", [](Sampler& s) { llama_sampler_reset(s.get()); })
         .def("clone", [](const Sampler& s) { return Sampler(s); })
         .def("close", &Sampler::close);

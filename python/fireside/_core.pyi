@@ -16,6 +16,10 @@ LLAMA_CPP_COMMIT: str
 """The upstream llama.cpp commit this module was built from."""
 RPC_PROTOCOL_VERSION: tuple[int, int, int]
 """The ggml RPC protocol version (major, minor, patch) this build speaks; zeros without RPC."""
+GRAMMAR_LIMITS: dict[str, int]
+"""The bounds ``Sampler.add_grammar`` checks, by name: ``max_bytes``, ``max_nesting``,
+``max_repetition``, ``max_expansion``, ``max_branching`` and ``max_states`` (the parse states
+a running grammar may track at once; past it ``sample``/``accept`` raise GrammarError)."""
 
 # --- process ---------------------------------------------------------------------------
 
@@ -407,12 +411,17 @@ class Sampler:
     def add_mirostat_v2(self, seed: int, tau: float = 5.0, eta: float = 0.1) -> Sampler: ...
     def add_logit_bias(self, bias: dict[int, float]) -> Sampler: ...
     def add_grammar(self, grammar: str, root: str = "root") -> Sampler:
-        """A GBNF grammar; raises :class:`~fireside.errors.GrammarError` with llama.cpp's reason."""
+        """A GBNF grammar, checked against ``GRAMMAR_LIMITS`` and built without the GIL;
+        raises :class:`~fireside.errors.GrammarError` naming the limit or llama.cpp's reason."""
     @property
     def stages(self) -> list[str]:
         """llama.cpp's names of the stages, in order."""
     def sample(self, context: Context, index: int = -1) -> int:
-        """Pick a token from the logits at batch ``index`` of the last decode and accept it."""
+        """Pick a token from the logits at batch ``index`` of the last decode and accept it.
+
+        With a grammar, runs without the GIL and raises
+        :class:`~fireside.errors.GrammarError` when the grammar cannot go on (over its
+        ``max_states`` budget, or at a dead end)."""
     def accept(self, token: int) -> None:
         """Tell the stateful stages (penalties, grammar, ...) about a token chosen elsewhere."""
     def reset(self) -> None: ...

@@ -16,6 +16,11 @@ Supported: ``type`` (one or a list), ``enum``, ``const``, ``properties``, ``requ
 ``minimum``/``maximum`` (whole-number bounds; ``exclusive*`` for integers), ``anyOf``,
 ``oneOf`` (treated as ``anyOf``), ``allOf``, and local ``$ref`` (``#``, ``#/$defs/...``,
 ``#/definitions/...``), recursion included.
+
+A schema is untrusted input, so its size is bounded (:mod:`fireside.generation.grammar_limits`):
+at most 1024 values per ``enum``, 4096 subschemas, 64 levels of nesting, and a grammar within
+the GBNF limits. ``enum`` and ``const`` values become a prefix tree, so a long list of
+values that share beginnings costs the matcher one parse state per distinct next character.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fireside.errors import GrammarError
+from fireside.generation.grammar_limits import (
+    GRAMMAR_MAX_BYTES,
+    SCHEMA_MAX_DEPTH,
+    SCHEMA_MAX_ENUM_VALUES,
+    SCHEMA_MAX_NODES,
+)
 
 MAX_REPEAT = 2000
 """llama.cpp's limit on a bounded repetition; longer upper bounds are capped here."""
@@ -138,7 +149,14 @@ def json_schema_to_grammar(schema: Mapping[str, Any] | bool) -> str:
         root = converter.visit(schema, "#")
     except RecursionError:
         raise GrammarError("the JSON schema is nested too deeply") from None
-    return converter.grammar(root)
+    grammar = converter.grammar(root)
+    size = len(grammar.encode("utf-8"))
+    if size > GRAMMAR_MAX_BYTES:
+        raise GrammarError(
+            f"the grammar for this JSON schema would be {size} bytes; at most "
+            f"{GRAMMAR_MAX_BYTES} are allowed (grammar limit max_bytes)"
+        )
+    return grammar
 
 
 def gbnf_literal(text: str) -> str:
@@ -259,6 +277,8 @@ class _Converter:
         self.rules: dict[str, str] = {}
         self.by_body: dict[str, str] = {}
         self.ref_rules: dict[str, str] = {}
+        self.n_nodes = 0
+        self.depth = 0
 
     # -- rules ----------------------------------------------------------------------
 
@@ -298,6 +318,24 @@ class _Converter:
 
     def visit(self, schema: Any, path: str) -> str:
         """The name of a rule matching ``schema`` (found at JSON pointer ``path``)."""
+        self.n_nodes += 1
+        if self.n_nodes > SCHEMA_MAX_NODES:
+            raise GrammarError(
+                f"{path}: the JSON schema has more than {SCHEMA_MAX_NODES} subschemas "
+                "(schema limit max_nodes)"
+            )
+        if self.depth >= SCHEMA_MAX_DEPTH:
+            raise GrammarError(
+                f"the JSON schema is nested too deeply: more than {SCHEMA_MAX_DEPTH} levels of "
+                "subschemas (schema limit max_depth)"
+            )
+        self.depth += 1
+        try:
+            return self.visit_schema(schema, path)
+        finally:
+            self.depth -= 1
+
+    def visit_schema(self, schema: Any, path: str) -> str:
         if schema is True:
             return self.primitive("value")
         if schema is False:
@@ -323,6 +361,11 @@ class _Converter:
             values = schema["enum"]
             if not isinstance(values, list) or not values:
                 raise GrammarError(f"{path}: 'enum' must be a non-empty list")
+            if len(values) > SCHEMA_MAX_ENUM_VALUES:
+                raise GrammarError(
+                    f"{path}: 'enum' has {len(values)} values; at most "
+                    f"{SCHEMA_MAX_ENUM_VALUES} are allowed (schema limit max_enum_values)"
+                )
             return self.literals(values, schema, path)
         types = self.types(schema, path)
         if types is None:
@@ -372,10 +415,61 @@ class _Converter:
             if not values:
                 raise GrammarError(f"{path}: no 'enum'/'const' value has the declared type")
         try:
-            alts = list(dict.fromkeys(_json_literal(v) for v in values))
-        except (TypeError, ValueError) as e:
+            texts = list(
+                dict.fromkeys(
+                    json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+                    for v in values
+                )
+            )
+        except (TypeError, ValueError, RecursionError) as e:
             raise GrammarError(f"{path}: 'enum'/'const' values must be JSON values: {e}") from e
-        return self.rule(path, " | ".join(alts))
+        return self.prefix_tree(texts, path)
+
+    def prefix_tree(self, texts: list[str], path: str) -> str:
+        """A rule matching exactly ``texts``, as a prefix tree: alternatives that share a
+        beginning share one parse state until they differ (llama.cpp tracks one per
+        alternative it is inside)."""
+        end = ""  # the key marking "a text ends here"
+        root: dict[str, Any] = {}
+        for text in texts:
+            node = root
+            for ch in text:
+                node = node.setdefault(ch, {})
+            node[end] = {}
+
+        def edges(node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+            out = []
+            for label, child in node.items():
+                if label == end:
+                    continue
+                while len(child) == 1 and end not in child:  # one way on: merge the edge
+                    ((ch, child),) = child.items()
+                    label += ch
+                out.append((label, child))
+            return out
+
+        def is_leaf(node: dict[str, Any]) -> bool:
+            return len(node) == 1 and end in node
+
+        names: dict[int, str] = {}  # id(node) -> its rule (children before parents)
+        todo: list[tuple[dict[str, Any], bool]] = [(root, False)]
+        while todo:
+            node, ready = todo.pop()
+            if not ready:
+                todo.append((node, True))
+                todo.extend((child, False) for _, child in edges(node) if not is_leaf(child))
+                continue
+            alts = [
+                gbnf_literal(label)
+                if is_leaf(child)
+                else f"{gbnf_literal(label)} {names[id(child)]}"
+                for label, child in edges(node)
+            ]
+            body = " | ".join(alts)
+            if end in node:
+                body = f"( {body} )?"
+            names[id(node)] = self.rule(path, body)
+        return names[id(root)]
 
     def any_of(self, schema: Mapping[str, Any], keyword: str, path: str) -> str:
         options = schema[keyword]
@@ -702,6 +796,16 @@ class _Converter:
 
     def number(self, schema: Mapping[str, Any], path: str, *, integer: bool) -> str:
         lo, hi = self.bounds(schema, path, integer=integer)
+        # numbers have at most 16 digits here: bounds beyond them bound nothing (and would
+        # make grammars with one nested group per digit)
+        limit = 10**_NUMBER_DIGITS
+        if (lo is not None and lo >= limit) or (hi is not None and hi <= -limit):
+            raise GrammarError(
+                f"{path}: bounds beyond {_NUMBER_DIGITS} digits are not supported "
+                "(generated numbers have at most that many)"
+            )
+        lo = None if lo is not None and lo <= -limit else lo
+        hi = None if hi is not None and hi >= limit else hi
         if lo is None and hi is None:
             return self.primitive("integer" if integer else "number")
         if lo is not None and hi is not None and lo > hi:
