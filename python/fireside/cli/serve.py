@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -30,6 +32,26 @@ def _listen(host: str, port: int) -> socket.socket:
         raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     sock.set_inheritable(True)
     return sock
+
+
+def _entries(flag: str, value: str | None, normalize: Callable[[str], str]) -> list[str]:
+    """A comma-separated flag's entries in canonical form, or a CLIError naming the bad one."""
+    entries = []
+    for entry in (value or "").split(","):
+        if entry.strip():
+            try:
+                entries.append(normalize(entry))
+            except ValueError as e:
+                raise CLIError(f"{flag}: {e}") from e
+    return entries
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def serve(
@@ -82,14 +104,49 @@ def serve(
             help="A Jinja template or built-in template name overriding the model's.",
         ),
     ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts",
+            metavar="H1,H2",
+            envvar="FIRESIDE_ALLOWED_HOSTS",
+            help="More Host names to answer to, comma-separated ('.example.org': it and its "
+            "subdomains; '*': any). Loopback names, the bound address and this machine's "
+            "name always work.",
+        ),
+    ] = None,
+    allowed_origins: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-origins",
+            metavar="O1,O2",
+            envvar="FIRESIDE_ALLOWED_ORIGINS",
+            help="Web pages that may call the API, comma-separated scheme://host[:port] "
+            "(':*': any port; 'null'; '*': any). The chat page always may.",
+        ),
+    ] = None,
     rpc: RpcOption = None,
 ) -> None:
-    """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /."""
+    """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /.
+
+    Other web pages may use it only when --allowed-origins names them, and it answers only
+    to its own Host names (so a page cannot reach it by DNS rebinding).
+    """
     import uvicorn
 
     from fireside.cli.app import settings
     from fireside.server import ServerConfig, create_app
+    from fireside.server.http11 import uvicorn_config
+    from fireside.server.origins import normalize_allowed_host, normalize_allowed_origin
     from fireside.server.serving import default_model_id
+
+    hosts = _entries("--allowed-hosts", allowed_hosts, normalize_allowed_host)
+    origins = _entries("--allowed-origins", allowed_origins, normalize_allowed_origin)
+    if host and not _is_address(host):
+        try:  # --host mybox.lan: answer to that name (a bad one fails to bind below)
+            hosts.append(normalize_allowed_host(host))
+        except ValueError:
+            pass
 
     if not is_loopback(host) and api_key is None:
         print(
@@ -111,6 +168,8 @@ def serve(
                 model_id=default_model_id(name, loaded.path),
                 max_queue=max_queue,
                 n_threads=threads,
+                allowed_hosts=tuple(hosts),
+                allowed_origins=tuple(origins),
             )
             app = create_app(loaded, config)
             service = app.state.service
@@ -123,7 +182,7 @@ def serve(
                 flush=True,
             )
             server = uvicorn.Server(
-                uvicorn.Config(
+                uvicorn_config(
                     app,
                     log_level="info" if settings.verbose else "warning",
                     access_log=settings.verbose,
