@@ -58,12 +58,17 @@ def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a path or a model name, got {type(model).__name__}")
     path = Path(model).expanduser()
-    if path.exists():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # e.g. a name too long to be a path: the hub explains
+        is_file = False
+    if is_file:
         return path
     try:
         from fireside.hub import resolve_model
     except ImportError:
         raise FileNotFoundError(f"no model file at {str(path)!r}") from None
+    # anything else (empty, a folder, a FIFO, a name, a URL) is the hub's to judge
     return Path(resolve_model(model, progress=progress))  # type: ignore[arg-type]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, OfflineError
-from . import config, quants, store
+from . import config, paths, quants, store
 from .catalog import CatalogEntry, catalog_entries
 from .names import CatalogRef, HubFile, HubQuant, LocalFile, UrlRef, parse_model_name
 from .progress import ProgressSpec, validate
@@ -92,13 +92,15 @@ def pull(
 
 def _stored_paths(name: str | os.PathLike[str]) -> list[Path]:
     ref = parse_model_name(name)
-    root = config.models_dir().resolve()
     if isinstance(ref, LocalFile):
-        if root not in ref.path.resolve().parents:
-            raise ValueError(
-                f"{ref.path} is not in fireside's model store ({root}); fireside only "
-                "removes files it downloaded"
-            )
+        root = config.models_dir()
+        try:
+            paths.inside(root, ref.path, what=str(ref.path))
+        except paths.UnsafePathError:
+            raise paths.UnsafePathError(
+                f"{ref.path} is not in fireside's model store ({root.resolve()}); fireside "
+                "only removes files it downloaded"
+            ) from None
         return [ref.path]
     if isinstance(ref, CatalogRef):
         candidates = [store.hub_path(ref.entry.repo, ref.entry.file)]
@@ -116,7 +118,8 @@ def remove(name: str | os.PathLike[str]) -> list[Path]:
     """Delete a downloaded model (all parts of a split one); return the deleted paths.
 
     Only files in fireside's store are deleted: never a file elsewhere, nor one in
-    huggingface_hub's cache. Raises :class:`~fireside.errors.ModelNotFoundError` when
+    huggingface_hub's cache (:class:`~fireside.hub.paths.UnsafePathError` for a path
+    outside the store). Raises :class:`~fireside.errors.ModelNotFoundError` when
     the model is not downloaded, ``BlockingIOError`` while another process downloads it.
     """
     paths = _stored_paths(name)

@@ -11,26 +11,33 @@ Accepted forms, tried in this order:
 
 Anything else is an error. In particular a name that looks like a path (it has a path
 separator, a ``..`` component, or a ``.gguf`` suffix) but is not an existing file is
-never sent anywhere: it raises :class:`~fireside.errors.ModelNotFoundError`.
+never sent anywhere: it raises :class:`~fireside.errors.ModelNotFoundError`. A name is
+at most :data:`MAX_NAME_CHARS` characters. File paths inside a repository and a URL's
+file name are checked by :mod:`.paths` (no traversal, no absolute path, no NUL, bounded
+length; a URL's name after every stage of percent-decoding).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Literal
+from urllib.parse import urlsplit
 
 from ..errors import ModelNotFoundError
+from . import paths
 from .catalog import CatalogEntry, closest_model, load_catalog
 
 DEFAULT_QUANT = "Q4_K_M"
+MAX_NAME_CHARS = 4096
+"""The longest model name (or path, or URL) accepted."""
 
 _SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO = re.compile(rf"(?P<repo>{_SEGMENT}/{_SEGMENT})")
 _REPO_QUANT = re.compile(rf"{_REPO.pattern}(?::(?P<quant>[A-Za-z0-9][A-Za-z0-9._-]*))?")
-_FILE_PART = re.compile(r"[A-Za-z0-9._+ -]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GGML_HINT = re.compile(r"(\.bin$|ggml)", re.IGNORECASE)
 
@@ -79,7 +86,8 @@ class UrlRef:
 
     @property
     def basename(self) -> str:
-        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+        """The URL's file name, percent-decoded and checked (see :mod:`.paths`)."""
+        return paths.url_file_name(urlsplit(self.url).path.rsplit("/", 1)[-1], what=self.url)
 
 
 ModelRef = LocalFile | CatalogRef | HubFile | HubQuant | UrlRef
@@ -101,15 +109,12 @@ def _not_found(name: str, why: str) -> ModelNotFoundError:
 
 def validate_repo_path(name: str, path: str) -> str:
     """Check a file path inside a repository (no traversal, no absolute path)."""
-    parts = path.split("/")
-    if (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or any(p in ("", ".", "..") for p in parts)
-        or not all(_FILE_PART.fullmatch(p) for p in parts)
-    ):
-        raise ValueError(f"{name!r}: {path!r} is not a valid file path inside a repository")
+    try:
+        paths.relative_parts(path, what=name)
+    except paths.UnsafePathError as e:
+        raise paths.UnsafePathError(
+            f"{name!r}: {path[:120]!r} is not a valid file path inside a repository ({e})"
+        ) from None
     return path
 
 
@@ -135,10 +140,32 @@ def _parse_url(name: str) -> UrlRef:
             raise ValueError(f"{name!r}: the only URL fragment understood is #sha256=<64 hex>")
         sha256 = value.lower()
     url = parts._replace(fragment="").geturl()
-    basename = unquote(parts.path.rsplit("/", 1)[-1])
-    if not basename or basename in (".", "..") or "\\" in basename:
+    if not parts.path.rsplit("/", 1)[-1]:
         raise ValueError(f"{name!r}: the URL does not end in a file name")
-    return UrlRef(url=url, sha256=sha256)
+    ref = UrlRef(url=url, sha256=sha256)
+    ref.basename  # noqa: B018 - raises UnsafePathError for a name that is not safe
+    return ref
+
+
+def _kind(path: Path) -> Literal["file", "directory", "fifo", "other"] | None:
+    """What is at ``path`` (symlinks followed), or ``None`` when nothing can be there."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, a name too long, an unreadable folder
+        return None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "fifo" if stat.S_ISFIFO(mode) else "other"
+
+
+def _not_a_model_file(path: Path | str, kind: str) -> ModelNotFoundError:
+    what = {
+        "directory": "is a directory",
+        "fifo": "is a named pipe (FIFO)",
+    }.get(kind, "is not a regular file (a socket or a device)")
+    return ModelNotFoundError(f"{path}: {what}, not a GGUF model file")
 
 
 def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
@@ -150,22 +177,28 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
     """
     if isinstance(name, os.PathLike):
         path = Path(os.fspath(name)).expanduser()
-        if path.is_file():
+        kind = _kind(path)
+        if kind == "file":
             return LocalFile(path.resolve())
-        if path.exists():
-            raise ModelNotFoundError(f"{path}: is a directory, not a GGUF model file")
+        if kind is not None:
+            raise _not_a_model_file(path, kind)
+        if len(str(path)) > MAX_NAME_CHARS:
+            raise ValueError(_too_long(str(path)))
         raise ModelNotFoundError(f"{path}: no such file")
     if not isinstance(name, str):
         raise TypeError(f"a model must be a name or a path, got {type(name).__name__}")
     if "\x00" in name:
         raise ValueError("a model name cannot contain a NUL character")
-    if Path(name).expanduser().is_file():
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(_too_long(name))
+    if _kind(Path(name).expanduser()) == "file":
         return LocalFile(Path(name).expanduser().resolve())
     name = name.strip()
     if not name:
         raise ValueError("the model name is empty")
     path = Path(name).expanduser()
-    if path.is_file():
+    kind = _kind(path)
+    if kind == "file":
         return LocalFile(path.resolve())
 
     lowered = name.lower()
@@ -182,8 +215,8 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
         if found is not None:
             entry, replaced = found
             return CatalogRef(entry=entry, name=name, replaced=replaced)
-    if path.exists():
-        raise ModelNotFoundError(f"{name}: is a directory, not a GGUF model file")
+    if kind is not None:
+        raise _not_a_model_file(name, kind)
     m = _REPO_QUANT.fullmatch(name)
     if m and ".." not in m["repo"].split("/") and not lowered.endswith((".gguf", ".bin")):
         quant = m["quant"]
@@ -197,6 +230,13 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
     if _GGML_HINT.search(name):
         raise ggml_error(name)
     raise _not_found(name, "not a local file or a catalog model")
+
+
+def _too_long(name: str) -> str:
+    return (
+        f"the model name {name[:60]!r}... is {len(name):,} characters long "
+        f"(at most {MAX_NAME_CHARS:,})"
+    )
 
 
 def ggml_error(name: str) -> ModelNotFoundError:

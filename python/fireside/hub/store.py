@@ -11,6 +11,11 @@ Layout under :func:`fireside.hub.config.models_dir` (``~/.cache/fireside/models`
 A file appears under its final name only once it is complete and verified (it is
 renamed into place), so any ``*.gguf`` here is whole. Files already in huggingface_hub's
 own cache are used where they are, read-only.
+
+Every path here is built from parts checked by :mod:`.paths` and checked again to lie
+inside the store after ``resolve()``: a repository name, a file path from a listing or a
+URL can never name a file elsewhere. Stored files always end in ``.gguf`` (a URL's file
+name gets the suffix when it lacks it), and :func:`delete` refuses any path outside.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from . import config, quants
+from . import config, paths, quants
 from .quants import RepoFile
 
 RECORD_SUFFIX = ".fireside.json"
@@ -37,20 +42,43 @@ PARTIAL_SUFFIX = ".incomplete"
 logger = logging.getLogger("fireside.hub")
 
 
+def _contained(path: Path, *, what: str) -> Path:
+    return paths.inside(config.models_dir(), path, what=what)
+
+
 def repo_dir(repo: str) -> Path:
-    """The folder of one Hub repository's files."""
-    return config.models_dir() / repo.replace("/", "--")
+    """The folder of one Hub repository's files (``owner--name``)."""
+    what = f"repository {repo[:120]!r}"
+    owner, slash, name = repo.partition("/") if isinstance(repo, str) else ("", "", "")
+    if not slash:
+        raise paths.UnsafePathError(f"{what}: a repository is named owner/name")
+    for part in (owner, name):
+        paths.component(part, what=what)
+        if "--" in part:  # as on the Hub: it would blur owner--name folders together
+            raise paths.UnsafePathError(f"{what}: a repository name cannot contain '--'")
+    return _contained(config.models_dir() / f"{owner}--{name}", what=what)
 
 
 def hub_path(repo: str, filename: str) -> Path:
-    """Where the store keeps ``filename`` (a validated repo path) of ``repo``."""
-    return repo_dir(repo).joinpath(*filename.split("/"))
+    """Where the store keeps ``filename`` (a path inside the repository) of ``repo``."""
+    what = f"{repo[:120]}/{str(filename)[:120]}"
+    parts = paths.relative_parts(filename, what=what)
+    if not parts[-1].lower().endswith(".gguf"):
+        raise paths.UnsafePathError(f"{what}: only .gguf files are stored")
+    return _contained(repo_dir(repo).joinpath(*parts), what=what)
+
+
+def url_file_name(basename: str) -> str:
+    """The name the store gives the file of a URL whose file name is ``basename``."""
+    name = paths.component(basename, what="the URL's file name")
+    return name if name.lower().endswith(".gguf") else f"{name}.gguf"
 
 
 def url_path(url: str, basename: str) -> Path:
-    """Where the store keeps the file at ``url``."""
+    """Where the store keeps the file at ``url`` (``basename``: its decoded file name)."""
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    return config.models_dir() / "urls" / digest / basename
+    dest = config.models_dir() / "urls" / digest / url_file_name(basename)
+    return _contained(dest, what=url[:200])
 
 
 def partial_path(dest: Path, identity: str) -> Path:
@@ -73,7 +101,8 @@ def stale_partials(dest: Path, keep: Path | None = None) -> list[Path]:
 
 @contextlib.contextmanager
 def locked(dest: Path) -> Iterator[None]:
-    """Hold the inter-process lock that guards downloading ``dest``."""
+    """Hold the inter-process lock that guards downloading ``dest`` (inside the store)."""
+    _contained(dest, what=str(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(dest) + LOCK_SUFFIX)
     try:
@@ -120,15 +149,20 @@ def in_hf_cache(repo: str, filename: str, revision: str) -> Path | None:
 
 
 def local_repo_files(repo: str) -> list[RepoFile]:
-    """The complete GGUF files the store holds for ``repo``."""
+    """The complete GGUF files the store holds for ``repo`` (safe names only)."""
     root = repo_dir(repo)
     if not root.is_dir():
         return []
-    return [
-        RepoFile(path=p.relative_to(root).as_posix(), size=p.stat().st_size)
-        for p in sorted(root.rglob("*.gguf"))
-        if p.is_file()
-    ]
+    found = []
+    for p in sorted(root.rglob("*.gguf")):
+        relative = p.relative_to(root).as_posix()
+        try:
+            hub_path(repo, relative)
+        except paths.UnsafePathError:
+            continue  # not something fireside wrote (or a folder linked elsewhere)
+        if p.is_file():
+            found.append(RepoFile(path=relative, size=p.stat().st_size))
+    return found
 
 
 def local_quant(repo: str, quant: str, *, explicit: bool) -> list[Path]:
@@ -162,8 +196,11 @@ def downloaded_files() -> list[Path]:
 def delete(path: Path) -> None:
     """Remove a stored file with its record, partial downloads and lock; prune empty folders.
 
-    Raises ``BlockingIOError`` when another process is downloading that file right now.
+    Raises :class:`~fireside.hub.paths.UnsafePathError` for a path outside the store
+    (nothing is deleted), ``BlockingIOError`` when another process is downloading that
+    file right now.
     """
+    _contained(path, what=f"removing {str(path)[:200]}")
     lock_path = path.with_name(path.name + LOCK_SUFFIX)
     lock = FileLock(str(lock_path))
     try:
