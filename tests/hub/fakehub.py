@@ -11,7 +11,8 @@ It speaks the parts of the Hub protocol fireside uses:
 * ``HEAD/GET /plain/{name}`` serves a file at a plain URL (no Hub headers).
 
 Faults for tests: a forced status, a connection cut after N bytes, a stall, a slow
-transfer, a payload that differs from the advertised sha256. Every request is logged.
+transfer, a trickle of single bytes, a payload that differs from the advertised sha256,
+a hostile redirect or ``Content-Disposition``. Every request is logged.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +39,8 @@ class Served:
     lfs: bool = True
     payload: bytes | None = None  # what is really sent, if not ``data``
     size_claim: int | None = None  # what X-Linked-Size says, if not the real size
+    cdn_suffix: str = ""  # appended to the CDN address the Hub redirects to
+    disposition: str | None = None  # a Content-Disposition header on the CDN's answer
 
     @property
     def sha256(self) -> str:
@@ -75,6 +79,8 @@ class Faults:
     cut_after: dict[str, int] = field(default_factory=dict)
     hang_after: dict[str, int] = field(default_factory=dict)  # send N bytes, then stall
     stall: dict[str, float] = field(default_factory=dict)  # wait before answering
+    # send the body one byte at a time, this many seconds apart (until stop())
+    trickle: dict[str, float] = field(default_factory=dict)
     bytes_per_second: float | None = None  # throttle every body
     # hold every body until this many HEAD requests arrived (proves clients overlap)
     hold_until_heads: int | None = None
@@ -86,6 +92,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.files: dict[tuple[str, str], Served] = {}
         self.plain: dict[str, bytes] = {}
+        self.plain_redirects: dict[str, str] = {}  # /plain/{name} -> a Location header
         self.log: list[Logged] = []
         self.faults = Faults()
         self._lock = threading.Lock()
@@ -106,7 +113,7 @@ class FakeHub:
         class Handler(_Handler):
             owner = hub
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -147,6 +154,14 @@ class FakeHub:
         return None
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (as a stalled download's does) is not an error here."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/?]+)")
 _RANGE = re.compile(r"bytes=(\d+)-$")
@@ -180,9 +195,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._tree(m["repo"])
         if path.startswith("/cdn/"):
             for served in hub.files.values():
-                if served.cdn_id == path[5:]:
-                    return self._body(served.body, etag=served.sha256, head=head, key=path)
+                if served.cdn_id == path[5:].split("/")[0]:
+                    extra = (
+                        {"Content-Disposition": served.disposition} if served.disposition else {}
+                    )
+                    return self._body(
+                        served.body, etag=served.sha256, head=head, key=path, extra=extra
+                    )
             return self._empty(404)
+        if path.startswith("/plain/") and path[7:] in hub.plain_redirects:
+            return self._empty(302, {"Location": hub.plain_redirects[path[7:]]})
         if path.startswith("/plain/"):
             data = hub.plain.get(path[7:])
             if data is None:
@@ -209,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {
             "X-Repo-Commit": served.commit,
             "ETag": f'"{served.git_oid}"',
-            "Location": f"http://localhost:{hub.port}/cdn/{served.cdn_id}",
+            "Location": f"http://localhost:{hub.port}/cdn/{served.cdn_id}{served.cdn_suffix}",
         }
         if served.lfs:
             headers["X-Linked-Etag"] = f'"{served.sha256}"'
@@ -279,6 +301,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(body[: int(cut)])  # type: ignore[call-overload]
             self.close_connection = True
             self.connection.close()
+            return
+        interval = hub.fault(hub.faults.trickle, key)
+        if interval is not None:
+            for i in range(len(body)):
+                if hub._release.wait(float(interval)):  # type: ignore[arg-type]
+                    break
+                self._send(body[i : i + 1])
+                if self.close_connection:
+                    break  # the client went away
+            self.close_connection = True
             return
         hang = hub.fault(hub.faults.hang_after, key)
         if hang is not None:

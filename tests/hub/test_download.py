@@ -87,8 +87,8 @@ def test_a_transfer_cut_halfway_resumes_with_a_range_request(
     gets = fake_hub.requests("GET", "/cdn/")
     assert len(gets) == 2
     assert gets[0].range is None
-    # huggingface_hub writes in 10 MiB chunks: the first one survived the cut
-    assert gets[1].range == f"bytes={10 * 1024 * 1024}-"
+    # every byte received before the cut was kept: the next request starts right there
+    assert gets[1].range == f"bytes={12 * 1024 * 1024}-"
 
 
 _CHILD = """
@@ -124,21 +124,20 @@ def test_a_killed_download_resumes_in_the_next_process(
     fake_hub.faults.hang_after["/cdn/"] = 11 * 1024 * 1024
     child = _spawn_pull(NAME)
     try:
-        partial_has_data = lambda: any(
-            p.name.endswith(".incomplete") and p.stat().st_size >= 10 * 1024 * 1024
-            for p in store_files(isolated_hub)
-        )
-        _wait_for(partial_has_data)
+        partials = lambda: [p for p in store_files(isolated_hub) if p.name.endswith(".incomplete")]
+        _wait_for(lambda: any(p.stat().st_size >= 10 * 1024 * 1024 for p in partials()))
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     assert not final_path().exists()
     fake_hub.faults.hang_after.clear()
+    (partial,) = partials()
+    kept = partial.stat().st_size
 
     path = pull(NAME, progress=False)
     assert sha256(path.read_bytes()) == sha256(large_gguf)
     gets = fake_hub.requests("GET", "/cdn/")
-    assert gets[-1].range == f"bytes={10 * 1024 * 1024}-"
+    assert gets[-1].range == f"bytes={kept}-"
     assert [p for p in store_files(isolated_hub) if p.name.endswith(".incomplete")] == []
 
 

@@ -14,6 +14,10 @@ Environment variables:
     Seconds to wait for the Hub to answer a metadata request (default: huggingface_hub's
     ``HF_HUB_ETAG_TIMEOUT``, 10). A Hub that cannot be reached fails fast (the connection
     is refused or the name does not resolve); this bounds the wait for one that is silent.
+``FIRESIDE_DOWNLOAD_STALL_TIMEOUT``
+    Seconds (default 60) within which a download must receive at least 64 KiB; a transfer
+    that is silent or trickles slower than that is abandoned with a ``DownloadError``
+    (the partial file is kept, and the same command resumes it).
 ``HF_ENDPOINT``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``
     Honoured as huggingface_hub documents them.
 """
@@ -81,15 +85,28 @@ def hf_cache_dir() -> Path:
     return Path(hf_home).expanduser() / "hub"
 
 
+def _seconds(var: str) -> float | None:
+    value = os.environ.get(var)
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{var} must be a number of seconds, got {value!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{var} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def hub_timeout() -> float:
     """Seconds to wait for a metadata answer from the Hub."""
     for var in ("FIRESIDE_HUB_TIMEOUT", "HF_HUB_ETAG_TIMEOUT"):
-        if value := os.environ.get(var):
-            try:
-                seconds = float(value)
-            except ValueError:
-                raise ValueError(f"{var} must be a number of seconds, got {value!r}") from None
-            if seconds <= 0:
-                raise ValueError(f"{var} must be positive, got {value!r}")
+        if (seconds := _seconds(var)) is not None:
             return seconds
     return 10.0
+
+
+def download_stall_timeout() -> float:
+    """Seconds a download may take to receive 64 KiB before it is abandoned."""
+    seconds = _seconds("FIRESIDE_DOWNLOAD_STALL_TIMEOUT")
+    return 60.0 if seconds is None else seconds

@@ -2,8 +2,8 @@
 
 Built on huggingface_hub's public pieces: :func:`~huggingface_hub.hf_hub_url` and
 :func:`~huggingface_hub.get_hf_file_metadata` (the HEAD request that yields the ETag,
-the LFS sha256, the size and the CDN location), ``huggingface_hub.file_download.http_get``
-(the streamed GET with ``Range`` resume and retries on a dropped connection),
+the LFS sha256, the size and the CDN location), ``huggingface_hub.utils.http_stream_backoff``
+(the streamed GET, on huggingface_hub's shared HTTP client) and ``hf_raise_for_status``,
 :class:`~huggingface_hub.HfApi` (repository listings) and its token handling.
 
 fireside drives the file handling itself instead of calling ``hf_hub_download``,
@@ -20,7 +20,13 @@ while fireside promises to resume after a restart:
   :class:`~fireside.errors.DownloadError` naming both hashes;
 * the free disk space is checked before the transfer starts;
 * the file must start with the GGUF magic (an HTML error page never passes for a model);
-* only then is it renamed to its final name, so a final name always holds a whole file.
+* only then is it renamed to its final name, so a final name always holds a whole file;
+* a transfer that receives less than :data:`STALL_BYTES` in any
+  ``FIRESIDE_DOWNLOAD_STALL_TIMEOUT`` seconds (60) is abandoned: a server that trickles
+  a byte a second cannot hold a download open forever (the partial file is kept);
+* a server that sends more bytes than it announced is cut off;
+* the destination is always inside the store (see :mod:`.store`, :mod:`.paths`): names
+  from a listing or a redirect never choose where a file is written.
 
 ``HF_ENDPOINT`` is read at each call and passed to huggingface_hub explicitly, so it
 need not be set before huggingface_hub is imported.
@@ -29,18 +35,18 @@ need not be set before huggingface_hub is imported.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from ..errors import Cancelled, DownloadError, ModelNotFoundError, OfflineError
-from . import config, store
+from . import config, paths, store
 from .formats import magic_format
 from .progress import Progress, ProgressSpec
 from .quants import RepoFile
@@ -49,6 +55,10 @@ logger = logging.getLogger("fireside.hub")
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1 << 20
+
+STALL_BYTES = 64 * 1024
+"""A download must receive this many bytes in every stall window (see
+:func:`fireside.hub.config.download_stall_timeout`), else it is abandoned."""
 
 
 def _http() -> Any:
@@ -264,43 +274,46 @@ def list_repo(repo: str, *, revision: str = "main") -> list[RepoFile]:
     for item in tree:
         if not isinstance(item, HfRepoFile):
             continue  # a folder
+        try:
+            paths.relative_parts(item.path, what=repo)
+        except paths.UnsafePathError as e:
+            # the Hub never lists such a path: this listing is not to be trusted at all
+            raise DownloadError(f"{repo}: the repository listing names an unsafe path: {e}") from e
         lfs = item.lfs
         files.append(RepoFile(path=item.path, size=item.size, sha256=lfs.sha256 if lfs else None))
     return files
 
 
 class _Sink:
-    """The file ``http_get`` writes into: reports progress and hashes bytes as they pass."""
+    """Where received bytes go: the partial file, the running hash and the progress."""
 
     def __init__(self, f: BinaryIO, progress: Progress, hasher: Any):
         self._f = f
         self._progress = progress
-        self.hasher = hasher  # None once the running hash is lost (the file was cut)
+        self.hasher = hasher
 
-    def write(self, data: bytes) -> int:
-        n = self._f.write(data)
-        if self.hasher is not None:
-            self.hasher.update(data)
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+        self.hasher.update(data)
         self._progress.update(len(data))
-        return n
+
+    def restart(self) -> None:
+        """Drop what the file holds (the server ignored ``Range`` and sends it all)."""
+        self._f.seek(0)
+        self._f.truncate(0)
+        self._progress.update(-self._progress.done)
+        self.hasher = hashlib.sha256()
 
     def tell(self) -> int:
         return self._f.tell()
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
 
-    def truncate(self, size: int | None = None) -> int:
-        # http_get cuts the file back when a server ignores the Range header and
-        # sends the whole file again
-        size = self._f.tell() if size is None else size
-        result = self._f.truncate(size)
-        self._progress.update(size - self._progress.done)
-        self.hasher = hashlib.sha256() if size == 0 else None
-        return result
+class _Stalled(Exception):
+    """The transfer went too slowly for too long (see :data:`STALL_BYTES`)."""
 
-    def flush(self) -> None:
-        self._f.flush()
+
+class _Oversized(Exception):
+    """The server sent more bytes than it announced."""
 
 
 def _sha256_of(path: Path, limit: int | None = None) -> Any:
@@ -315,22 +328,6 @@ def _sha256_of(path: Path, limit: int | None = None) -> Any:
             if remaining is not None:
                 remaining -= len(block)
     return hasher
-
-
-def _http_get_kwargs() -> dict[str, Any]:
-    """Silence huggingface_hub's own bar where it lets us (fireside draws its own)."""
-    from huggingface_hub.file_download import http_get
-
-    if "tqdm_class" in inspect.signature(http_get).parameters:
-        from tqdm import tqdm
-
-        class _Silent(tqdm):  # type: ignore[type-arg]
-            def __init__(self, *args: Any, **kwargs: Any):
-                kwargs["disable"] = True
-                super().__init__(*args, **kwargs)
-
-        return {"tqdm_class": _Silent}
-    return {}
 
 
 def verify(path: Path, *, expected_sha256: str | None, actual_sha256: str, label: str) -> None:
@@ -355,29 +352,60 @@ def verify(path: Path, *, expected_sha256: str | None, actual_sha256: str, label
 _RESUME_ATTEMPTS = 5
 
 
-def _transfer(remote: Remote, f: BinaryIO, sink: _Sink, have: int, *, name: str) -> None:
+def _get(remote: Remote, sink: _Sink, have: int, *, window: float) -> None:
+    """One GET of the bytes from ``have`` on into ``sink``; raise when it stalls
+    (under :data:`STALL_BYTES` in ``window`` seconds)."""
+    from huggingface_hub.utils import hf_raise_for_status, http_stream_backoff
+
+    http = _http()
+    headers = dict(remote.headers)
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    timeout = http.Timeout(window, connect=config.hub_timeout())
+    try:
+        with http_stream_backoff(
+            "GET",
+            remote.url,
+            headers=headers,
+            timeout=timeout,
+            retry_on_exceptions=(),
+            retry_on_status_codes=(408, 429),
+        ) as response:
+            hf_raise_for_status(response)
+            if have and response.status_code != 206:
+                sink.restart()  # the server ignored the Range header: start again from 0
+            started = time.monotonic()
+            recent = 0
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+                if remote.size is not None and sink.tell() > remote.size:
+                    raise _Oversized(f"more than the {remote.size:,} bytes it announced")
+                recent += len(chunk)
+                now = time.monotonic()
+                if recent >= STALL_BYTES:
+                    started, recent = now, 0
+                elif now - started > window:
+                    raise _Stalled(f"under {STALL_BYTES // 1024} KiB arrived in {window:g} s")
+    except http.ReadTimeout as e:
+        raise _Stalled(f"nothing arrived for {window:g} s") from e
+    if remote.size is not None and sink.tell() < remote.size:
+        raise http.RemoteProtocolError(
+            f"the server closed the transfer at {sink.tell():,} of {remote.size:,} bytes"
+        )
+
+
+def _transfer(remote: Remote, sink: _Sink, have: int, *, window: float) -> None:
     """GET the rest of the file into ``sink``; resume after a dropped connection.
 
-    huggingface_hub's ``http_get`` resumes by itself in recent versions; this loop gives
-    the same behaviour whatever the version, as long as each attempt makes progress.
+    Each new attempt must start past where the previous one did.
     """
-    from huggingface_hub.file_download import http_get
-
     attempts = 0
     while True:
         try:
-            http_get(
-                remote.url,
-                sink,  # type: ignore[arg-type]
-                resume_size=have,
-                headers=remote.headers,
-                expected_size=remote.size,
-                displayed_filename=name,
-                **_http_get_kwargs(),
-            )
+            _get(remote, sink, have, window=window)
             return
         except _http().TransportError as e:
-            reached = f.tell()
+            reached = sink.tell()
             attempts = attempts + 1 if reached <= have else 0
             if not remote.identity or attempts >= _RESUME_ATTEMPTS or reached <= have:
                 raise
@@ -399,6 +427,7 @@ def fetch(
     """
     from huggingface_hub.utils import HfHubHTTPError
 
+    window = config.download_stall_timeout()  # a bad setting fails before anything starts
     with store.locked(dest):
         if dest.is_file() and not force:
             return dest  # another process finished it while we waited
@@ -423,11 +452,22 @@ def fetch(
             f.seek(have)
             sink = _Sink(f, bar, hasher)
             try:
-                _transfer(remote, f, sink, have, name=dest.name)
+                _transfer(remote, sink, have, window=window)
                 f.flush()
                 os.fsync(f.fileno())
-            except Cancelled:
+            except (Cancelled, DownloadError):
                 raise
+            except _Stalled as e:
+                raise DownloadError(
+                    f"{remote.label}: the download stalled: {e} "
+                    f"(FIRESIDE_DOWNLOAD_STALL_TIMEOUT); {f.tell():,} bytes are kept"
+                    + ("; the next attempt resumes" if identity else "")
+                ) from e
+            except _Oversized as e:
+                partial.unlink(missing_ok=True)
+                raise DownloadError(
+                    f"{remote.label}: the server sent {e}; the download was stopped and deleted"
+                ) from e
             except (HfHubHTTPError, _http().TransportError) as e:
                 if (
                     isinstance(e, HfHubHTTPError)
@@ -441,7 +481,7 @@ def fetch(
                 raise DownloadError(f"{_translate(e, what=remote.label)}{kept}") from e
             except OSError as e:
                 raise DownloadError(f"{remote.label}: {e}") from e
-        actual = (sink.hasher or _sha256_of(partial)).hexdigest()
+        actual = sink.hasher.hexdigest()
         verify(partial, expected_sha256=remote.sha256, actual_sha256=actual, label=remote.label)
         os.replace(partial, dest)
         store.write_record(
