@@ -13,8 +13,13 @@ so ``include``/``import`` cannot read files. On top of that, every render has a 
   ``+``, ``~``, ``center``, ``replace``, ``join``, ``indent``, ``format``, ...) check the
   size of their result *before* building it.
 
-Deep recursion, memory errors and everything else a template raises become
-:class:`~fireside.errors.TemplateError`.
+Deep recursion and everything else a template raises become
+:class:`~fireside.errors.TemplateError`; ``MemoryError`` is left to the caller.
+
+These budgets are checked between steps, so they cannot stop one step that runs long (a
+comparison or hash of a structure built from shared parts is one C call, exponential in
+its depth). That is why templates run in a worker process that can be killed
+(:mod:`fireside.chat.template_worker`); the budgets give clear errors for the rest.
 """
 
 from __future__ import annotations
@@ -46,23 +51,31 @@ MAX_INT_BITS = 4096
 """Largest integer a template may compute, in bits."""
 MAX_STRFTIME = 100
 MAX_SECONDS = 10.0
-"""A last resort: a render still running after this long fails (checked at each step)."""
+"""A render still running after this long fails (checked at each step; the worker
+process that runs it is killed shortly after, for steps that do not return)."""
+
+
+def max_output(input_size: int) -> int:
+    """The most characters a render of ``input_size`` characters of input may produce."""
+    return MAX_OUTPUT + 8 * input_size
 
 
 class Budget:
     """What one render may still spend; exceeding it raises TemplateError.
 
-    Steps are loop iterations and calls; each also checks the deadline, so the time
-    between checks is one bounded operation on values no larger than ``value_limit``.
+    Steps are loop iterations and calls; each also checks the deadline. Between two
+    checks runs one operation on values no larger than ``value_limit``, which is not
+    always short (see the module's notes): the worker process bounds that.
     """
 
-    __slots__ = ("deadline", "output", "sizes", "steps", "value_limit")
+    __slots__ = ("deadline", "output", "seconds", "sizes", "steps", "value_limit")
 
-    def __init__(self, input_size: int = 0) -> None:
+    def __init__(self, input_size: int = 0, seconds: float = MAX_SECONDS) -> None:
         self.steps = MAX_ITERATIONS + input_size
-        self.output = MAX_OUTPUT + 8 * input_size
+        self.output = max_output(input_size)
         self.value_limit = self.output
-        self.deadline = time.monotonic() + MAX_SECONDS
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
         # sizes of containers measured in this render, by id (holding the object keeps
         # the id from being reused); the sandbox lets no template mutate a container
         self.sizes: dict[int, tuple[Any, int]] = {}
@@ -72,7 +85,9 @@ class Budget:
         if self.steps < 0:
             raise TemplateError("the chat template runs too many loop iterations or calls")
         if time.monotonic() > self.deadline:
-            raise TemplateError(f"the chat template ran for more than {MAX_SECONDS:g} seconds")
+            raise TemplateError(
+                f"the chat template ran for more than {self.seconds:g} seconds (its time limit)"
+            )
 
     def produce(self, n: int) -> None:
         self.output -= n
@@ -454,9 +469,16 @@ class TemplateEnvironment(ImmutableSandboxedEnvironment):
         return checked
 
 
-def render_bounded(template: jinja2.Template, variables: dict[str, Any], input_size: int) -> str:
-    """Render ``template`` under a fresh budget; every failure is a TemplateError."""
-    b = Budget(input_size)
+def render_bounded(
+    template: jinja2.Template,
+    variables: dict[str, Any],
+    input_size: int,
+    *,
+    seconds: float = MAX_SECONDS,
+) -> str:
+    """Render ``template`` under a fresh budget; every failure but ``MemoryError`` is a
+    TemplateError."""
+    b = Budget(input_size, seconds)
     token = _current.set(b)
     try:
         parts = []
@@ -469,7 +491,7 @@ def render_bounded(template: jinja2.Template, variables: dict[str, Any], input_s
     except RecursionError:
         raise TemplateError("the chat template recurses too deeply") from None
     except MemoryError:
-        raise TemplateError("the chat template ran out of memory") from None
+        raise
     except jinja2.TemplateError as e:
         raise TemplateError(f"the chat template failed: {e}") from e
     except Exception as e:  # untrusted code: any failure is the template's

@@ -291,7 +291,7 @@ class ChatSession:
         """A session restored from :meth:`save`'s file, on ``model``."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{os.fspath(path)!r} is not a saved chat session: {e}") from e
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{os.fspath(path)!r} is not a saved chat session")

@@ -2,8 +2,9 @@
 
 Templates are Jinja, as on the Hugging Face Hub and in GGUF files
 (``tokenizer.chat_template``), rendered with Hugging Face's conventions in a bounded
-sandbox (:mod:`fireside.chat.sandbox`). Named fallbacks for models without a template
-live as data in ``builtin_templates.json``.
+sandbox (:mod:`fireside.chat.sandbox`) inside worker processes that are killed when they
+overrun (:mod:`fireside.chat.template_pool`). Named fallbacks for models without a
+template live as data in ``builtin_templates.json``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-from fireside.chat.sandbox import TemplateEnvironment, render_bounded, size_of
+from fireside.chat.template_pool import shared_pool
 from fireside.errors import TemplateError
 
 if TYPE_CHECKING:
     from fireside import _core
 
-_ENV = TemplateEnvironment()
+MAX_TEMPLATE_CHARS = 131_072
+"""The longest chat template accepted, in characters (the largest known ones are ~17,000)."""
 
 # Fallbacks by GGUF architecture, for models whose file carries no chat template.
 _ARCH_FALLBACKS = {
@@ -63,17 +63,13 @@ def builtin_template_names() -> list[str]:
     return sorted(_builtins())
 
 
-@functools.lru_cache(maxsize=64)
-def _compile(source: str) -> jinja2.Template:
-    return _ENV.from_string(source)
-
-
 class ChatTemplate:
     """A compiled chat template.
 
     ``source`` is Jinja text; ``bos_token``/``eos_token`` are the texts the template sees
     as ``bos_token`` and ``eos_token``. Raises :class:`~fireside.errors.TemplateError`
-    when the source does not compile.
+    when the source does not compile, is longer than :data:`MAX_TEMPLATE_CHARS`, is not
+    valid Unicode text, or takes longer than the time limit to compile.
     """
 
     def __init__(
@@ -89,15 +85,18 @@ class ChatTemplate:
         self.eos_token = eos_token
         self.name = name
         try:
-            self._template = _compile(source)
-        except jinja2.TemplateSyntaxError as e:
+            source.encode("utf-8")
+        except UnicodeEncodeError as e:
             raise TemplateError(
-                f"chat template {self._label} has a syntax error on line {e.lineno}: {e.message}"
+                f"chat template {self._label} is not valid UTF-8 text: character {e.start} is "
+                f"{source[e.start]!r} (an undecodable byte or a lone surrogate)"
             ) from None
-        except RecursionError:
-            raise TemplateError(f"chat template {self._label} is nested too deeply") from None
-        except (jinja2.TemplateError, TemplateError) as e:
-            raise TemplateError(f"chat template {self._label} does not compile: {e}") from None
+        if len(source) > MAX_TEMPLATE_CHARS:
+            raise TemplateError(
+                f"chat template {self._label} is {len(source):,} characters long; the limit "
+                f"is {MAX_TEMPLATE_CHARS:,}"
+            )
+        shared_pool().compile(source, self._label)
 
     @property
     def _label(self) -> str:
@@ -120,7 +119,9 @@ class ChatTemplate:
         schemas of functions) and ``extra`` variables (``enable_thinking``, ``documents``,
         ...) are passed to the template. Raises ``ValueError`` for malformed messages and
         :class:`~fireside.errors.TemplateError` when the template fails, including its own
-        ``raise_exception(...)`` (with the template's message).
+        ``raise_exception(...)`` (with the template's message) and a render that
+        overruns the time limit. The variables must be plain data (they are sent to a
+        worker process); others raise ``TypeError``.
         """
         variables = {
             "bos_token": self.bos_token,
@@ -130,7 +131,7 @@ class ChatTemplate:
             "add_generation_prompt": bool(add_generation_prompt),
             "tools": list(tools) if tools is not None else None,
         }
-        return render_bounded(self._template, variables, size_of(variables, 1 << 30))
+        return shared_pool().render(self.source, variables, self._label)
 
     # -- construction -----------------------------------------------------------------
 
@@ -161,7 +162,13 @@ class ChatTemplate:
             if "{{" in override or "{%" in override:
                 return cls(override, bos_token=bos, eos_token=eos, name="custom")
             return cls.builtin(override.strip(), bos_token=bos, eos_token=eos)
-        source = model.chat_template()
+        try:
+            source = model.chat_template()
+        except UnicodeDecodeError as e:
+            raise TemplateError(
+                "the model's chat template (tokenizer.chat_template in the GGUF file) is not "
+                f"valid UTF-8: {e.reason} at byte {e.start}"
+            ) from None
         if source:
             return cls(source, bos_token=bos, eos_token=eos, name="gguf")
         return cls.builtin(fallback_name(model), bos_token=bos, eos_token=eos)
