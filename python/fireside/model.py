@@ -57,10 +57,11 @@ def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True
     """A local file as is; anything else through the model catalog (:mod:`fireside.hub`)."""
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a path or a model name, got {type(model).__name__}")
-    path = Path(model).expanduser()
+    path = Path(model)
     try:
+        path = path.expanduser()
         is_file = path.is_file()
-    except (OSError, ValueError):  # e.g. a name too long to be a path: the hub explains
+    except (OSError, ValueError, RuntimeError):  # a name too long, ~nosuchuser: the hub explains
         is_file = False
     if is_file:
         return path

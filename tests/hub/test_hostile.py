@@ -315,6 +315,9 @@ def test_an_empty_or_huge_name_gets_a_clear_error() -> None:
     # longer than a file name may be, yet a plausible name: not found, no OSError
     with pytest.raises(ModelNotFoundError, match="not a local file or a catalog model"):
         resolve_model("x" * 300)
+    # a home folder that does not exist: not found, no RuntimeError
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        resolve_model("~no-such-user-fireside/m.gguf")
 
 
 def test_model_of_an_empty_or_huge_name_gets_a_clear_error() -> None:
@@ -325,6 +328,8 @@ def test_model_of_an_empty_or_huge_name_gets_a_clear_error() -> None:
         Model("")
     with pytest.raises(ValueError, match="5,000 characters long"):
         Model("x" * 5000)
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        Model("~no-such-user-fireside/m.gguf")
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")

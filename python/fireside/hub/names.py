@@ -113,9 +113,19 @@ def validate_repo_path(name: str, path: str) -> str:
         paths.relative_parts(path, what=name)
     except paths.UnsafePathError as e:
         raise paths.UnsafePathError(
-            f"{name!r}: {path[:120]!r} is not a valid file path inside a repository ({e})"
+            f"{name[:200]!r}: {path[:120]!r} is not a valid file path inside a repository "
+            f"({e.reason})",
+            reason=e.reason,
         ) from None
     return path
+
+
+def _expand(name: str | os.PathLike[str]) -> Path:
+    """``~`` expanded where it can be (``~nosuchuser`` stays as typed)."""
+    try:
+        return Path(name).expanduser()
+    except RuntimeError:
+        return Path(name)
 
 
 def _parse_hf(name: str) -> HubFile:
@@ -176,7 +186,7 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
     nothing (with the closest catalog name).
     """
     if isinstance(name, os.PathLike):
-        path = Path(os.fspath(name)).expanduser()
+        path = _expand(os.fspath(name))
         kind = _kind(path)
         if kind == "file":
             return LocalFile(path.resolve())
@@ -191,12 +201,12 @@ def parse_model_name(name: str | os.PathLike[str]) -> ModelRef:
         raise ValueError("a model name cannot contain a NUL character")
     if len(name) > MAX_NAME_CHARS:
         raise ValueError(_too_long(name))
-    if _kind(Path(name).expanduser()) == "file":
-        return LocalFile(Path(name).expanduser().resolve())
+    if _kind(_expand(name)) == "file":
+        return LocalFile(_expand(name).resolve())
     name = name.strip()
     if not name:
         raise ValueError("the model name is empty")
-    path = Path(name).expanduser()
+    path = _expand(name)
     kind = _kind(path)
     if kind == "file":
         return LocalFile(path.resolve())

@@ -39,7 +39,14 @@ _WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.
 
 
 class UnsafePathError(ValueError):
-    """A name or path from outside input would leave its folder, or cannot be stored."""
+    """A name or path from outside input would leave its folder, or cannot be stored.
+
+    ``reason`` is the bare reason (``"it contains a path separator"``), without the name.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _why_unsafe(part: str) -> str | None:
@@ -85,22 +92,23 @@ def relative_parts(path: str, *, what: str) -> list[str]:
     """The parts of a ``/``-separated path inside a repository, each one checked."""
     if not isinstance(path, str):
         raise UnsafePathError(f"{what}: a path must be text, got {type(path).__name__}")
-    if len(path) > MAX_RELATIVE_CHARS:
-        raise UnsafePathError(
-            f"{what}: the path is {len(path)} characters long (at most {MAX_RELATIVE_CHARS})"
-        )
-    if path.startswith(("/", "\\")):
-        raise UnsafePathError(f"{what}: {path[:80]!r} is an absolute path")
+    why = None
     parts = path.split("/")
-    if len(parts) > MAX_DEPTH:
-        raise UnsafePathError(f"{what}: the path has {len(parts)} parts (at most {MAX_DEPTH})")
-    for part in parts:
-        why = _why_unsafe(part)
-        if why is not None:
-            raise UnsafePathError(
-                f"{what}: {path[:120]!r} is not a safe path inside a repository "
-                f"(the part {part[:80]!r}: {why})"
-            )
+    if len(path) > MAX_RELATIVE_CHARS:
+        why = f"it is {len(path)} characters long (at most {MAX_RELATIVE_CHARS})"
+    elif path.startswith(("/", "\\")):
+        why = "it is an absolute path"
+    elif len(parts) > MAX_DEPTH:
+        why = f"it has {len(parts)} parts (at most {MAX_DEPTH})"
+    else:
+        for part in parts:
+            if (bad := _why_unsafe(part)) is not None:
+                why = f"the part {part[:80]!r}: {bad}"
+                break
+    if why is not None:
+        raise UnsafePathError(
+            f"{what}: {path[:120]!r} is not a safe path inside a repository ({why})", reason=why
+        )
     return parts
 
 
