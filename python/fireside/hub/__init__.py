@@ -13,6 +13,11 @@ Downloads go through huggingface_hub (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OF
 are honoured), resume after an interruption, are verified by sha256 and land in
 ``~/.cache/fireside/models`` (``FIRESIDE_CACHE_DIR``). Offline (``set_offline(True)`` or
 ``HF_HUB_OFFLINE=1``) nothing touches the network. See :mod:`.resolve`, :mod:`.download`.
+
+Names, URLs, listings and servers are untrusted: every path derived from them is built
+from parts checked by :mod:`.paths` and must stay inside the store (else
+:class:`UnsafePathError`), and a stalled transfer is abandoned
+(``FIRESIDE_DOWNLOAD_STALL_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .config import cache_dir, is_offline, models_dir, set_offline
 from .download import InsufficientDiskSpace
 from .info import GGUFInfo, ModelDetails, read_gguf, show
 from .manage import ModelListing, list_models, pull, remove
+from .paths import UnsafePathError
 from .resolve import resolve_model
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "InsufficientDiskSpace",
     "ModelDetails",
     "ModelListing",
+    "UnsafePathError",
     "cache_dir",
     "catalog_entries",
     "closest_model",
