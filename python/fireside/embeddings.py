@@ -87,6 +87,11 @@ class Embedder:
         """Decode calls made so far (proof of batching)."""
 
     @property
+    def model_path(self) -> str:
+        """The GGUF file of the model that embeds."""
+        return str(self._core.path)
+
+    @property
     def n_embd(self) -> int:
         """Length of the embedding vectors."""
         return self._core.n_embd_out or self._core.n_embd
