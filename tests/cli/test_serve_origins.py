@@ -106,3 +106,17 @@ def test_a_bad_entry_is_a_one_line_error_before_loading(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: {flag}: ") and repr(value) in lines[0], lines[0]
     assert words in lines[0] and "/no/such/model.gguf" not in lines[0]
+
+
+def test_any_origin_without_a_key_is_warned_about(cli_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*CLI, "serve", "/no/such/model.gguf", "--port", "0", "--allowed-origins", "*"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+        check=False,
+    )
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: --allowed-origins '*' without --api-key"), done.stderr
+    assert lines[-1].startswith("error: ") and done.returncode == 1

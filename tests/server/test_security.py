@@ -151,6 +151,7 @@ def test_a_page_rebound_to_loopback_is_403(live: LiveServer) -> None:
     port = port_of(live)
     rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
     before = generated(live)
+    refused = live.metrics().get('fireside_request_errors_total{status="403"}', 0.0)
     response = send(
         live, "POST", "/v1/chat/completions", body=chat_body(live, "Hi", max_tokens=4), **rebound
     )
@@ -158,6 +159,7 @@ def test_a_page_rebound_to_loopback_is_403(live: LiveServer) -> None:
     assert f"evil.example:{port}" in message and "--allowed-hosts" in message
     no_cors(response)
     assert generated(live) == before
+    assert live.metrics()['fireside_request_errors_total{status="403"}'] == refused + 1
     for path in ("/", "/v1/models", "/health", "/static/app.js"):
         error_of(send(live, "GET", path, content_type=None, **rebound), 403, "host_not_allowed")
 

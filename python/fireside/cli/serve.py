@@ -154,6 +154,12 @@ def serve(
             "machine can use the model",
             file=sys.stderr,
         )
+    if "*" in origins and api_key is None:
+        print(
+            "warning: --allowed-origins '*' without --api-key: any web page you open can use "
+            "the model",
+            file=sys.stderr,
+        )
     sock = _listen(host, port)
     try:
         name = model_name(model)
