@@ -5,6 +5,7 @@
 #include "llama-vocab.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <unordered_set>
@@ -127,10 +128,75 @@ void accept(llama_sampler* smpl, llama_token token) {
     if (g.stacks.empty()) fail(b, "the grammar allows no text after token " + std::to_string(token));
 }
 
+// Whether code point `chr` matches the character element at `pos` (llama.cpp's rule).
+bool match_char(const llama_grammar_element* pos, uint32_t chr) {
+    bool positive = pos->type == LLAMA_GRETYPE_CHAR || pos->type == LLAMA_GRETYPE_CHAR_ANY;
+    bool found = false;
+    do {
+        if (pos[1].type == LLAMA_GRETYPE_CHAR_RNG_UPPER) {
+            found = found || (pos->value <= chr && chr <= pos[1].value);
+            pos += 2;
+        } else if (pos->type == LLAMA_GRETYPE_CHAR_ANY) {
+            found = true;
+            pos += 1;
+        } else {
+            found = found || pos->value == chr;
+            pos += 1;
+        }
+    } while (pos->type == LLAMA_GRETYPE_CHAR_ALT);
+    return found == positive;
+}
+
+// Mask the tokens the grammar forbids now: llama.cpp's matcher, run on one parse state at
+// a time and only on the tokens whose first character that state can take, within a
+// budget of max_checks (token, state) pairs per token.
 void apply(llama_sampler* smpl, llama_token_data_array* cur_p) {
     Bounded& b = bounded(smpl);
     if (!b.failure.empty()) throw GrammarFailure(b.failure);
-    llama_grammar_apply_impl(*b.grammar, cur_p);
+    llama_grammar& g = *b.grammar;
+    bool allow_eog = std::any_of(g.stacks.begin(), g.stacks.end(), [](const auto& s) { return s.empty(); });
+    std::vector<std::vector<uint32_t>> points;  // per candidate, 0-terminated (the matcher's form)
+    points.reserve(cur_p->size);
+    llama_grammar_candidates candidates;
+    candidates.reserve(cur_p->size);
+    for (size_t i = 0; i < cur_p->size; ++i) {
+        llama_token id = cur_p->data[i].id;
+        const std::string& piece = b.vocab->token_to_piece(id);
+        if (b.vocab->is_eog(id)) {
+            if (!allow_eog) cur_p->data[i].logit = -INFINITY;
+            continue;
+        }
+        if (piece.empty() || piece[0] == 0) {
+            cur_p->data[i].logit = -INFINITY;
+            continue;
+        }
+        auto [decoded, partial] = decode(piece, g.partial_utf8);
+        decoded.push_back(0);
+        points.push_back(std::move(decoded));
+        candidates.push_back({i, points.back().data(), partial, id});
+    }
+    std::vector<char> allowed(cur_p->size, 0);
+    llama_grammar_candidates subset;
+    size_t checks = 0;
+    for (const auto& stack : g.stacks) {
+        if (stack.empty()) continue;
+        const llama_grammar_element* top = stack.back();
+        bool by_token = top->type == LLAMA_GRETYPE_TOKEN || top->type == LLAMA_GRETYPE_TOKEN_NOT;
+        subset.clear();
+        for (const auto& c : candidates) {
+            if (allowed[c.index]) continue;
+            if (by_token || *c.code_points == 0 || match_char(top, *c.code_points)) subset.push_back(c);
+        }
+        checks += subset.size();
+        if (checks > GrammarLimits::max_checks)
+            fail(b, "the grammar needed more than " + std::to_string(GrammarLimits::max_checks) +
+                        " token checks to choose one token (grammar limit max_checks); it is too ambiguous here");
+        auto rejects = llama_grammar_reject_candidates_for_stack(g.rules, stack, subset);
+        for (const auto& c : subset) allowed[c.index] = 1;
+        for (const auto& r : rejects) allowed[r.index] = 0;
+    }
+    for (const auto& c : candidates)
+        if (!allowed[c.index]) cur_p->data[c.index].logit = -INFINITY;
 }
 
 void reset(llama_sampler* smpl) {

@@ -21,6 +21,7 @@ struct GrammarLimits {
     static constexpr size_t max_expansion = 1000000;     // sum of count x item size over all x{n,m}
     static constexpr size_t max_branching = 256;         // parse states one position can open
     static constexpr size_t max_states = 256;            // parse states tracked at once (run time)
+    static constexpr size_t max_checks = 1 << 20;        // (token, parse state) checks per token
 };
 
 // An empty string when `grammar`'s text is within the limits above, else why not (naming

@@ -236,6 +236,7 @@ py::dict grammar_limits() {
     d["max_expansion"] = L::max_expansion;
     d["max_branching"] = L::max_branching;
     d["max_states"] = L::max_states;
+    d["max_checks"] = L::max_checks;
     return d;
 }
 

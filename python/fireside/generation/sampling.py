@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from fireside import _core
 
 SEED_MAX = 2**32 - 1
+INT32_MAX = 2**31 - 1
+"""The largest count (``top_k``, ``repeat_last_n``, ...) llama.cpp accepts."""
 _LLAMA_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp reads this seed as "pick one at random"
 _FALLBACK_CONTEXT = 4096
 
@@ -99,6 +101,8 @@ def _check_int(name: str, lo: int, text: str) -> Any:
         value = _integer(name, value)
         if value < lo:
             raise ValueError(f"{name} must be {text}, got {value!r}")
+        if value > INT32_MAX:  # llama.cpp takes 32-bit counts
+            raise ValueError(f"{name} must be at most {INT32_MAX}, got {value!r}")
         return value
 
     return check
