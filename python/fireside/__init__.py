@@ -42,6 +42,8 @@ _EXPORTS = {
     "SamplingParams": "fireside.generation.sampling",
     "GPT4All": "fireside.compat.gpt4all",
     "Embed4All": "fireside.compat.gpt4all",
+    "Collection": "fireside.docs.collection",
+    "list_collections": "fireside.docs.collection",
     "list_models": "fireside.hub",
     "pull": "fireside.hub",
     "remove": "fireside.hub",
@@ -54,6 +56,7 @@ _EXPORTS = {
 __all__ = [
     "ChatSession",
     "ChatTemplate",
+    "Collection",
     "Embed4All",
     "Embedder",
     "GPT4All",
@@ -66,6 +69,7 @@ __all__ = [
     "__version__",
     "devices",
     "errors",
+    "list_collections",
     "list_models",
     "offline",
     "pull",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
     from fireside.chat.session import ChatSession
     from fireside.chat.templates import ChatTemplate
     from fireside.compat.gpt4all import Embed4All, GPT4All
+    from fireside.docs.collection import Collection, list_collections
     from fireside.embeddings import Embedder
     from fireside.generation.results import GenerationResult, Timings, TokenLogprob, Usage
     from fireside.generation.sampling import SamplingParams

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import typer
 
-from fireside.cli import bench, chat, convert, info, models, rpc_server, run, serve, ui
+from fireside.cli import bench, chat, convert, docs, info, models, rpc_server, run, serve, ui
 from fireside.cli.errors import describe
 
 app = typer.Typer(
@@ -70,6 +70,7 @@ models.register(app)
 info.register(app)
 rpc_server.register(app)
 bench.register(app)
+docs.register(app)
 convert.register(app)
 
 
