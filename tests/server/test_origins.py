@@ -150,3 +150,9 @@ def test_the_config_keeps_canonical_entries_and_names_bad_ones() -> None:
         assert repr(bad) in str(caught.value)
     with pytest.raises(TypeError, match="allowed_hosts must be a list"):
         ServerConfig(allowed_hosts="mybox.lan")  # type: ignore[arg-type]
+
+
+def test_two_hosts_are_refused_even_where_the_http_layer_lets_them_through() -> None:
+    request = scope("127.0.0.1")
+    request["headers"].append((b"host", b"evil.example"))
+    assert refusal(DEFAULT, request) == "host_not_allowed"

@@ -205,6 +205,22 @@ def raw_exchange(live: LiveServer, request: bytes) -> tuple[str, dict[str, str],
     return status, headers, body
 
 
+def test_two_hosts_or_two_origins_are_refused(live: LiveServer) -> None:
+    port = port_of(live)
+    for name, value, status, code in (
+        ("Host", "evil.example", 400, "invalid_http_request"),  # h11 refuses these itself
+        ("Origin", f"http://127.0.0.1:{port}", 403, "origin_not_allowed"),
+    ):
+        line, _, body = raw_exchange(
+            live,
+            f"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}"
+            f"\r\n{name}: {value}\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close"
+            "\r\n\r\n".encode(),
+        )
+        assert line.startswith(f"HTTP/1.1 {status}"), (line, body)
+        assert json.loads(body)["error"]["code"] == code
+
+
 def test_a_request_without_host_is_no_browser_and_passes(live: LiveServer) -> None:
     status, _, body = raw_exchange(
         live, f"GET /v1/models HTTP/1.0\r\nAuthorization: Bearer {API_KEY}\r\n\r\n".encode()

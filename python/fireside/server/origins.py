@@ -253,9 +253,13 @@ class OriginPolicy:
     def check(self, scope: Scope) -> tuple[APIError | None, str | None]:
         """The error refusing this request (or None) and the origin that gets CORS
         headers (or None)."""
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
-        }
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            if key in headers and key in ("host", "origin"):  # which one would count?
+                error = _host_error if key == "host" else _origin_error
+                return error(f"{headers[key]}, {text}"), None
+            headers[key] = text
         raw_host = headers.get("host")
         host: HostPort | None = None
         if raw_host is not None:
