@@ -56,16 +56,16 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 def running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
+    if not Path("/proc/self/stat").exists():  # no /proc: ask the kernel
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
         return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
@@ -196,29 +196,32 @@ def test_variables_that_cannot_be_sent_are_a_type_error() -> None:
 # --- no workers left behind --------------------------------------------------------------
 
 SCRIPT = """
-import os, sys, threading
+import sys, threading
 from fireside.chat.template_pool import shared_pool
 from fireside.chat.templates import ChatTemplate
+mode, hostile, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
 pool = shared_pool()
-pool.time_limit = 30.0  # only the exit may stop the busy worker in time
+pool.time_limit = limit
 ChatTemplate.builtin("chatml").render([{"role": "user", "content": "hi"}])
-if sys.argv[1] == "busy":
-    hostile = ChatTemplate(sys.argv[2])
-    threading.Thread(target=hostile.render, args=([],), daemon=True).start()
+if mode.endswith("busy"):
+    template = ChatTemplate(hostile)
+    threading.Thread(target=template.render, args=([],), daemon=True).start()
     while pool.busy == 0:
         threading.Event().wait(0.01)
+if mode == "busy":
     ChatTemplate.builtin("chatml").render([])  # on a second worker, idle at exit
 print(" ".join(map(str, pool.pids)), flush=True)
-if sys.argv[1] == "killed":
-    sys.stdin.read()
+if mode.startswith("killed"):
+    sys.stdin.read()  # until killed
 """
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", ["idle", "busy"])
 def test_an_exiting_process_stops_its_workers(mode: str) -> None:
+    # a 30 s time limit: only the exit can stop the busy worker before the check
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode, BLOW_UPS["compare"]],
+        [sys.executable, "-c", SCRIPT, mode, BLOW_UPS["compare"], "30"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -230,10 +233,13 @@ def test_an_exiting_process_stops_its_workers(mode: str) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
-def test_workers_of_a_killed_process_exit_by_themselves() -> None:
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and limits")
+@pytest.mark.parametrize("mode", ["killed", "killed-busy"])
+def test_workers_of_a_killed_process_exit_by_themselves(mode: str) -> None:
+    """An idle orphan sees its requests pipe close; a busy one runs out of CPU time (its
+    own limit: the 1 s time limit plus 2 s)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, "killed", ""],
+        [sys.executable, "-c", SCRIPT, mode, BLOW_UPS["compare"], "1"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -276,7 +276,8 @@ class TemplatePool:
             try:
                 status, text = worker.request(data, self.time_limit + self.kill_grace, max_reply)
             except _Overrun:
-                self.killed += 1
+                with self._cond:
+                    self.killed += 1
                 raise TemplateError(
                     f"{what} did not {verb} within the chat template time limit "
                     f"({self.time_limit:g} s); its worker process was stopped"
