@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serial
 MAX_STOPS = 16
 MAX_TOP_LOGPROBS = 20
 MAX_COMPLETION_LOGPROBS = 5
+MAX_LOGIT_BIAS = 1024
+"""Entries in one ``logit_bias``."""
+MAX_TOP_K = 2**31 - 1
 
 
 class _Request(BaseModel):
@@ -68,7 +71,7 @@ class _GenerationRequest(_Request):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     # llama.cpp's usual knobs
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(default=None, gt=0.0)
 
@@ -92,9 +95,12 @@ class _GenerationRequest(_Request):
     @field_validator("logit_bias")
     @classmethod
     def _bias(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        if bias is not None and len(bias) > MAX_LOGIT_BIAS:
+            raise ValueError(f"at most {MAX_LOGIT_BIAS} entries are allowed, got {len(bias)}")
         for key, value in (bias or {}).items():
-            if not key.isdigit():
-                raise ValueError(f"logit_bias keys must be token ids, got {key!r}")
+            # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+            if not (key.isascii() and key.isdigit() and len(key) <= 9):
+                raise ValueError(f"logit_bias keys must be token ids (0-999999999), got {key!r}")
             if not -100.0 <= value <= 100.0:
                 raise ValueError(f"logit_bias values must be in [-100, 100], got {value}")
         return bias

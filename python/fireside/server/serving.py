@@ -217,7 +217,10 @@ class Service:
                 param=param,
             )
 
-    def _sampler(self, req: p._GenerationRequest, grammar: str | None) -> Any:
+    def _sampler(self, req: p._GenerationRequest, response_format: Any = None) -> Any:
+        """The job's sampler (with its grammar); runs in a worker thread, since a grammar
+        takes a while to build (llama.cpp's part runs without the GIL)."""
+        grammar = self._grammar(response_format)
         options: dict[str, Any] = {}
         for name in (
             "temperature",
@@ -290,7 +293,7 @@ class Service:
         self._check_prompt(len(tokens), "messages")
         requested = req.max_completion_tokens or req.max_tokens
         max_tokens = self._max_tokens(requested, len(tokens))
-        sampler = self._sampler(req, self._grammar(req.response_format))
+        sampler = await anyio.to_thread.run_sync(self._sampler, req, req.response_format)
         top = (req.top_logprobs or 0) if req.logprobs else None
         job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
         self._submit(job)
@@ -300,7 +303,10 @@ class Service:
                 self._chat_events(job, cid, created, req.include_usage, top is not None),
                 job.cancel,
             )
-        collected = await _collect(job, request)
+        try:
+            collected = await _collect(job, request)
+        except _STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
+            raise from_exception(e) from None
         if collected is None:
             return Response(status_code=499)
         text, logprobs = collected
@@ -388,7 +394,7 @@ class Service:
         tokens = await anyio.to_thread.run_sync(self._completion_prompt, req.prompt)
         self._check_prompt(len(tokens), "prompt")
         max_tokens = self._max_tokens(req.max_tokens, len(tokens))
-        sampler = self._sampler(req, None)
+        sampler = await anyio.to_thread.run_sync(self._sampler, req)
         job = Job(
             tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=req.logprobs
         )
@@ -398,7 +404,10 @@ class Service:
             return EventStream(
                 self._completion_events(job, cid, created, req.include_usage), job.cancel
             )
-        collected = await _collect(job, request)
+        try:
+            collected = await _collect(job, request)
+        except _STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
+            raise from_exception(e) from None
         if collected is None:
             return Response(status_code=499)
         text, logprobs = collected
