@@ -226,7 +226,7 @@ class TemplatePool:
     def render(self, source: str, variables: dict[str, Any], label: str) -> str:
         """Render ``source`` with ``variables`` (plain data: they are pickled to the
         worker); every failure is a TemplateError."""
-        input_size = size_of(variables, 1 << 40)
+        input_size = size_of(variables, 1 << 30)
         request = ("render", source, self.time_limit, label, variables, input_size)
         max_reply = 4 * max_output(input_size) + 1024
         return self._call(request, "the chat template", "finish rendering", max_reply)
