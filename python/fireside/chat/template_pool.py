@@ -10,7 +10,9 @@ next request starts a fresh worker. Other threads meanwhile use other workers, s
 template cannot stall the rest of the process.
 
 Workers are killed when their pool is closed or garbage collected, and when this process
-exits; a worker whose parent died exits by itself (see the worker's own limits).
+exits normally. When it dies otherwise (a signal, as uvicorn re-raises SIGTERM), its
+workers end by themselves: an idle one at once (its requests pipe closes), a busy one
+after at most the time limit plus 2 s of CPU time (its own ``RLIMIT_CPU``).
 """
 
 from __future__ import annotations
