@@ -54,7 +54,6 @@ def _walk(root: str, result: ScanResult) -> None:
         return
     seen = {(top.st_dev, top.st_ino)}
     stack = [root_real]
-    empty = True
     while stack:
         folder = stack.pop()
         try:
@@ -63,8 +62,9 @@ def _walk(root: str, result: ScanResult) -> None:
         except OSError as e:
             result.skipped.append((folder, f"cannot list folder: {e.strerror or e}"))
             continue
+        if not listing:
+            result.skipped.append((folder, "empty folder"))
         for entry in listing:
-            empty = False
             path = entry.path
             if entry.name.startswith("."):
                 result.skipped.append((path, "hidden file or folder"))
@@ -94,8 +94,6 @@ def _walk(root: str, result: ScanResult) -> None:
                 result.add_file(target, path)
             else:
                 result.skipped.append((path, "not a regular file"))
-    if empty:
-        result.skipped.append((root, "empty folder"))
 
 
 def _one(path: str, result: ScanResult) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# Mostly-ASCII text with a few accents fits many 8-bit code pages about equally well;
+# among the equally plausible ones, take the commonest.
+_PREFERRED = ("utf_16", "utf_32", "cp1252", "latin_1", "iso8859_15", "cp1251", "gb18030")
+_CHAOS_SLACK = 0.01
 
 
 class NotText(ValueError):
@@ -22,10 +26,15 @@ def decode_text(data: bytes) -> tuple[str, str]:
     except UnicodeDecodeError:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(data).best()
-        if best is None:
+        results = list(from_bytes(data))
+        if not results:
             raise NotText("not text in any encoding that could be detected") from None
-        text, encoding = str(best), best.encoding
+        low = min(match.chaos for match in results)
+        close = {m.encoding: m for m in results if m.chaos <= low + _CHAOS_SLACK}
+        pick = next((close[e] for e in _PREFERRED if e in close), None)
+        if pick is None:
+            pick = min(results, key=lambda m: m.chaos)
+        text, encoding = str(pick), pick.encoding
     controls = sum(1 for ch in text[:8192] if ch < " " and ch not in "\t\n\r\f\v")
     if controls > max(8, len(text[:8192]) // 100):
         raise NotText("binary content (control characters)")
