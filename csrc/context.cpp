@@ -91,6 +91,15 @@ Context::Context(py::object py_model, const Model& model, const ContextOptions& 
     if (o.n_ubatch < 1) throw py::value_error("n_ubatch must be >= 1");
     check_threads("n_threads", o.n_threads, 0);
     check_threads("n_threads_batch", o.n_threads_batch, 0);
+    // llama.cpp reserves an output row per sequence within one batch (n_batch, which it caps
+    // at n_ctx) and aborts the process when there are more sequences than that.
+    {
+        const uint32_t n_ctx = o.n_ctx > 0 ? o.n_ctx : static_cast<uint32_t>(llama_model_n_ctx_train(model_.get()));
+        const uint32_t room = std::min<uint32_t>(o.n_batch, n_ctx);
+        if (o.n_seq_max > room)
+            throw py::value_error("n_seq_max (" + std::to_string(o.n_seq_max) + ") must not exceed n_batch and n_ctx (" +
+                                  std::to_string(room) + "): each sequence needs a place in a batch");
+    }
 
     llama_context_params p = llama_context_default_params();
     p.n_ctx = o.n_ctx;

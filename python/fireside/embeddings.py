@@ -117,7 +117,7 @@ class Embedder:
                 n_ctx=self._batch_tokens,
                 n_batch=self._batch_tokens,
                 n_ubatch=self._batch_tokens,  # non-causal models need a whole text per ubatch
-                n_seq_max=self._max_texts,
+                n_seq_max=min(self._max_texts, self._batch_tokens),  # a text has >= 1 token
                 n_threads=self._n_threads,
                 n_threads_batch=self._n_threads,
                 embeddings=True,

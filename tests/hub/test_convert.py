@@ -230,13 +230,15 @@ def test_the_default_output_goes_inside_the_directory(minilm_dir: Path, tmp_path
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "##s", "."]
 
 
-def _tiny_bert(folder: Path, *, drop: str | None = None, nan_in: str | None = None) -> Path:
+def _tiny_bert(
+    folder: Path, *, drop: str | None = None, nan_in: str | None = None, n_pos: int = 512
+) -> Path:
     import json
 
     from safetensors.numpy import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    n_embd, n_ff, n_vocab, n_pos = 32, 64, len(TINY_VOCAB), 512
+    n_embd, n_ff, n_vocab = 32, 64, len(TINY_VOCAB)
     config = {
         "architectures": ["BertModel"],
         "model_type": "bert",
@@ -295,6 +297,15 @@ def test_a_tiny_bert_without_modules_json_converts_and_embeds(tmp_path: Path) ->
         assert tokens == [2, 5, 6, 8, 7, 9, 3]  # [CLS] the cat ##s sat . [SEP], lowercased
         vector = Embedder(model).embed("the cat sat")
         assert vector.shape == (32,) and np.isfinite(vector).all()
+
+
+def test_a_model_with_a_short_context_embeds_many_texts(tmp_path: Path) -> None:
+    # 16 positions but 32 texts per decode by default: llama.cpp aborted the process here
+    path = convert_model(_tiny_bert(tmp_path / "tiny", n_pos=16), tmp_path / "tiny.gguf")
+    with Model(path, embedding=True, n_threads=1) as model:
+        vectors = Embedder(model).embed(["the cat sat", "a cat", "sat"] * 20)
+        assert vectors.shape == (60, 32) and np.isfinite(vectors).all()
+        assert vectors[0] @ vectors[3] > 0.999  # the same text in another batch
 
 
 def test_an_unsupported_architecture_is_a_clear_cli_error(tmp_path: Path) -> None:

@@ -400,6 +400,20 @@ def test_bad_context_options(model: _core.Model, option: str, value: object, mes
         _core.Context(model, n_ctx=256, **{option: value})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("n_ctx", "n_batch", "embeddings"),
+    [(256, 4, False), (256, 4, True), (6, 512, False)],
+    ids=["batch", "batch-embeddings", "context"],
+)
+def test_more_sequences_than_batch_room(
+    model: _core.Model, n_ctx: int, n_batch: int, embeddings: bool
+) -> None:
+    # llama.cpp aborts the process here (an output row per sequence must fit one batch)
+    with pytest.raises(ValueError, match=r"n_seq_max \(8\) must not exceed"):
+        _core.Context(model, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=8, embeddings=embeddings)
+    _core.Context(model, n_ctx=n_ctx, n_batch=n_batch, n_seq_max=4).close()  # room for 4
+
+
 def test_bad_thread_counts(ctx: _core.Context) -> None:
     with pytest.raises(ValueError, match="thread"):
         ctx.set_threads(0, 1)
