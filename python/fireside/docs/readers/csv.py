@@ -13,7 +13,9 @@ def read_csv(data: bytes) -> Parsed:
     """A ``.csv`` file (the delimiter is sniffed; the first row is taken as the header)."""
     text = text_of(data)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:8192])
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text[:8192], delimiters=",;\t|"
+        )
     except csv.Error:
         dialect = csv.excel
     try:  # a field over csv's own limit (128 KiB) is a csv.Error too
