@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     from typing_extensions import Self
 
+    from fireside.chat.grounding import DocsSpec, Grounding
     from fireside.chat.session import ChatSession
     from fireside.embeddings import Embedder
 
@@ -626,11 +627,26 @@ class Model:
         *,
         overflow: Literal["truncate", "error"] = "truncate",
         chat_template: str | ChatTemplate | None = None,
+        docs: DocsSpec | Grounding | None = None,
+        docs_k: int | None = None,
+        docs_max_tokens: int | None = None,
     ) -> ChatSession:
-        """A :class:`~fireside.chat.session.ChatSession` on this model."""
+        """A :class:`~fireside.chat.session.ChatSession` on this model.
+
+        ``docs``: LocalDocs collections (or their names) to ground each reply in; the reply's
+        ``references`` cite the excerpts used (see :mod:`fireside.chat.grounding`).
+        """
         from fireside.chat.session import ChatSession
 
-        return ChatSession(self, system_prompt, overflow=overflow, chat_template=chat_template)
+        return ChatSession(
+            self,
+            system_prompt,
+            overflow=overflow,
+            chat_template=chat_template,
+            docs=docs,
+            docs_k=docs_k,
+            docs_max_tokens=docs_max_tokens,
+        )
 
     # -- embeddings ------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ off (``break``, ``close()``) is recorded *truncated*: the text produced so far b
 assistant turn, so the history always shows what the user saw. A stream that is never
 iterated, or that fails with an exception, records nothing.
 
+**Cited answers.** With ``docs=`` (LocalDocs collections), each :meth:`ChatSession.send`
+retrieves the excerpts that best match the message and puts them into the rendered prompt
+(never into the history); the reply's ``references`` are those excerpts. See
+:mod:`fireside.chat.grounding`.
+
 A session is not thread-safe: send one message at a time (the model itself may be shared).
 """
 
@@ -26,6 +31,7 @@ from fireside.chat.templates import ChatTemplate
 from fireside.errors import ContextLengthError
 
 if TYPE_CHECKING:
+    from fireside.chat.grounding import DocsSpec, Grounding, Reference
     from fireside.generation.loop import GenerationStream, TokenCallback
     from fireside.generation.results import GenerationResult
     from fireside.model import Model
@@ -101,6 +107,12 @@ class ChatSession:
             raises :class:`~fireside.errors.ContextLengthError`.
         chat_template: a Jinja template, a built-in template name or a
             :class:`ChatTemplate` overriding the model's.
+        docs: LocalDocs collections to answer from: a :class:`fireside.Collection`, a
+            collection name, a list of them, or a
+            :class:`~fireside.chat.grounding.Grounding`.
+        docs_k: excerpts retrieved per message (over all collections; default 4).
+        docs_max_tokens: tokens the excerpts may take in the prompt (default 1024; at most
+            a quarter of the context).
     """
 
     def __init__(
@@ -110,6 +122,9 @@ class ChatSession:
         *,
         overflow: Literal["truncate", "error"] = "truncate",
         chat_template: str | ChatTemplate | None = None,
+        docs: DocsSpec | Grounding | None = None,
+        docs_k: int | None = None,
+        docs_max_tokens: int | None = None,
     ) -> None:
         if overflow not in ("truncate", "error"):
             raise ValueError(f"overflow must be 'truncate' or 'error', got {overflow!r}")
@@ -129,6 +144,33 @@ class ChatSession:
             self._history.append({"role": "system", "content": system_prompt})
         self.last_result: GenerationResult | None = None
         """The result of the latest reply (usage, timings, finish reason)."""
+        self.last_references: list[Reference] = []
+        """The excerpts of the latest :meth:`send` (known when it returns, before a stream
+        is iterated); also the reply's ``references``."""
+        self._grounding = self._make_grounding(docs, docs_k, docs_max_tokens)
+
+    def _make_grounding(
+        self, docs: DocsSpec | Grounding | None, k: int | None, max_tokens: int | None
+    ) -> Grounding | None:
+        if docs is None:
+            if k is not None or max_tokens is not None:
+                raise ValueError("docs_k and docs_max_tokens need docs= (the collections)")
+            return None
+        from fireside.chat.grounding import (
+            DEFAULT_K,
+            DEFAULT_MAX_TOKENS,
+            MIN_EXCERPT_TOKENS,
+            Grounding,
+            check_max_tokens,
+        )
+
+        if isinstance(docs, Grounding):
+            if k is not None or max_tokens is not None:
+                raise ValueError("give docs_k and docs_max_tokens to the Grounding, not here")
+            return docs
+        budget = check_max_tokens(DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens)
+        budget = min(budget, max(self.model.n_ctx // 4, MIN_EXCERPT_TOKENS))
+        return Grounding(docs, k=DEFAULT_K if k is None else k, max_tokens=budget)
 
     # -- history ---------------------------------------------------------------------
 
@@ -152,6 +194,11 @@ class ChatSession:
     def chat_template(self) -> ChatTemplate:
         return self._template
 
+    @property
+    def docs(self) -> Grounding | None:
+        """The collections replies are grounded in (``None``: none)."""
+        return self._grounding
+
     def reset(self) -> None:
         """Forget the conversation, keeping the system message."""
         self._history = [m for m in self._history[:1] if m["role"] == "system"]
@@ -159,7 +206,12 @@ class ChatSession:
 
     def fork(self) -> ChatSession:
         """An independent copy of this session (same model, copied history)."""
-        twin = ChatSession(self.model, overflow=self.overflow, chat_template=self._template)
+        twin = ChatSession(
+            self.model,
+            overflow=self.overflow,
+            chat_template=self._template,
+            docs=self._grounding,
+        )
         twin._template_source = self._template_source
         twin._history = self.history
         return twin
@@ -209,34 +261,53 @@ class ChatSession:
         ``stream=True`` a :class:`GenerationStream` of text chunks. ``sampling`` takes
         :meth:`Model.generate`'s sampling options. ``max_tokens=None``: until the end of
         the turn or of the context. ``callback(token_id, text)`` runs after each chunk of
-        text; returning ``False`` ends the reply (finish reason ``"stop"``).
+        text; returning ``False`` ends the reply (finish reason ``"stop"``). With ``docs``,
+        the result's ``references`` are the excerpts the prompt carried (also in
+        :attr:`last_references` as soon as this returns).
         """
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, got {type(message).__name__}")
         pending = [*self.history, {"role": "user", "content": message}]
-        tokens = self._fit(pending, max_tokens)
+        references = (
+            self._grounding.retrieve(message, self.model.count_tokens) if self._grounding else []
+        )
+        tokens = self._fit(pending, max_tokens, references)
         params = self.model.sampling_params(**sampling)
         gen = self.model.start(
             tokens, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, callback=callback
         )
 
         def record(result: GenerationResult) -> None:
+            result.references = list(references)
             self._history = [*pending, {"role": "assistant", "content": result.text}]
             self.last_result = result
 
+        self.last_references = references
         gen.add_done_callback(record)
         return gen if stream else gen.drain()
 
-    def _render(self, messages: list[dict[str, Any]]) -> list[int]:
+    def _render(
+        self, messages: list[dict[str, Any]], references: Sequence[Reference] = ()
+    ) -> list[int]:
+        if references:
+            from fireside.chat.grounding import grounded_messages
+
+            messages = grounded_messages(messages, references)
         text = self._template.render(messages, add_generation_prompt=True)
         return self.model.tokenize_rendered(text)
 
-    def _fit(self, pending: list[dict[str, Any]], max_tokens: int | None) -> list[int]:
-        """Tokens of ``pending``, dropping its oldest exchanges (in place) until they leave
-        room for the reply: ``max_tokens`` (``None``: a quarter of the context), at most half."""
+    def _fit(
+        self,
+        pending: list[dict[str, Any]],
+        max_tokens: int | None,
+        references: Sequence[Reference] = (),
+    ) -> list[int]:
+        """Tokens of ``pending`` (its last user message carrying ``references``), dropping
+        its oldest exchanges (in place) until they leave room for the reply: ``max_tokens``
+        (``None``: a quarter of the context), at most half."""
         n_ctx = self.model.n_ctx
         reserve = max(1, min(max_tokens if max_tokens else n_ctx // 4, n_ctx // 2))
-        tokens = self._render(pending)
+        tokens = self._render(pending, references)
         dropped = 0
         while len(tokens) + reserve > n_ctx:
             if self.overflow == "error":
@@ -262,7 +333,7 @@ class ChatSession:
                 )
             dropped += end - first
             del pending[first:end]
-            tokens = self._render(pending)
+            tokens = self._render(pending, references)
         if dropped:
             warnings.warn(
                 f"the conversation no longer fit the context ({n_ctx} tokens); "

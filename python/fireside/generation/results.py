@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "eos", "cancelled"]
 """``stop``: a stop string matched; ``length``: ``max_tokens`` reached; ``eos``: the model
@@ -54,3 +54,6 @@ class GenerationResult:
     usage: Usage
     timings: Timings
     logprobs: list[TokenLogprob] | None = None
+    references: list[Any] = field(default_factory=list)
+    """The document excerpts the reply was grounded on, numbered as the prompt showed them
+    (:class:`fireside.chat.grounding.Reference`; empty unless the chat used ``docs=``)."""
