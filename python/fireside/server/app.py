@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from fireside.chat.template_pool import shared_pool
 from fireside.server import errors
 from fireside.server.config import ServerConfig
 from fireside.server.limits import BodySizeLimit
@@ -98,6 +99,9 @@ def create_app(
             yield
         finally:
             service.close()
+            # a template still rendering would outlive a server stopped by a signal
+            # (uvicorn re-raises it, so exit handlers do not run)
+            shared_pool().close()
 
     app = FastAPI(
         title="fireside",
