@@ -31,12 +31,61 @@ MAX_QUERY_TERMS = 64
 """Words of a query used for keyword search (the rest are ignored)."""
 
 _WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "of",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+    ]
+)
+"""English words left out of keyword queries that have other words (they match nearly
+every chunk, and each match costs BM25 time)."""
 
 
 def fts_query(text: str) -> str | None:
     """An FTS5 expression matching any word of ``text`` (each quoted: no FTS5 syntax from
     the user gets through), or None when ``text`` has no words."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:MAX_QUERY_TERMS]
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    words = [w for w in words if w not in STOPWORDS] or words
+    words = words[:MAX_QUERY_TERMS]
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
