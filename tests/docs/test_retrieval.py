@@ -21,7 +21,7 @@ QUESTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ),
     ("Which release is codenamed Jammy Jellyfish?", "ubuntu.csv", {"line_start": 37}),
     ("glob elements have a pattern attribute", "shared-mime-info-spec.pdf", {"page": 4}),
-    ("Who received the USENIX lifetime award in 1998?", "usenix-example.pdf", {"page": 3}),
+    ("In which year did Tim Berners-Lee receive the award?", "usenix-example.pdf", {"page": 3}),
 ]
 
 
