@@ -37,6 +37,13 @@ from fireside.generation.loop import (
 )
 from fireside.generation.results import GenerationResult
 from fireside.generation.sampling import SamplingParams, build_sampler
+from fireside.generation.threads import (
+    AUTO,
+    ThreadPolicy,
+    ThreadSetting,
+    ThreadStats,
+    check_threads,
+)
 from fireside.rpc import connect, split_endpoints
 
 if TYPE_CHECKING:
@@ -111,8 +118,10 @@ class Model:
         model: path of a ``.gguf`` file, or a catalog name (downloaded when needed).
         n_ctx: context size in tokens. Default: the model's trained context, capped to
             what suits this machine (see :mod:`fireside.defaults`).
-        n_threads: CPU threads. Default: the physical cores (never more: oversubscribed
-            cores make llama.cpp several times slower).
+        n_threads: CPU threads: a number (used as given), or ``"auto"`` (the default;
+            ``None`` means the same): up to the physical cores, fewer while other
+            processes keep cores busy, chosen as generation runs (see
+            :mod:`fireside.generation.threads`).
         n_gpu_layers: layers to offload to a GPU (-1: all). Default: all when a GPU is
             available and this build can offload, else none.
         device: ``"cpu"``, ``"gpu"`` or a device name from :func:`fireside._core.devices`.
@@ -138,7 +147,7 @@ class Model:
         model: str | os.PathLike[str],
         *,
         n_ctx: int | None = None,
-        n_threads: int | None = None,
+        n_threads: ThreadSetting | None = AUTO,
         n_gpu_layers: int | None = None,
         device: str | None = None,
         rpc_servers: str | Sequence[str] | None = None,
@@ -150,9 +159,9 @@ class Model:
         progress: bool | Callable[[float], object] | None = None,
         n_batch: int = 512,
     ) -> None:
-        for name, value in (("n_ctx", n_ctx), ("n_threads", n_threads)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 1):
+            raise ValueError(f"n_ctx must be a positive integer or None, got {n_ctx!r}")
+        threads = check_threads(AUTO if n_threads is None else n_threads)
         if not isinstance(n_batch, int) or n_batch < 1:
             raise ValueError(f"n_batch must be a positive integer, got {n_batch!r}")
         if n_gpu_layers is not None and (not isinstance(n_gpu_layers, int) or n_gpu_layers < -1):
@@ -180,7 +189,8 @@ class Model:
             core = self._core
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
             self._n_ctx = n_ctx or default_n_ctx(core.n_ctx_train, kv)
-            self._n_threads = n_threads or default_n_threads()
+            self._n_threads = default_n_threads() if threads == AUTO else int(threads)
+            self._policy = ThreadPolicy(threads, max_threads=self._n_threads)
             self._n_batch = min(n_batch, self._n_ctx)
             self._seeds = random.Random(seed) if seed is not None else None
             self._template = ChatTemplate.for_model(core, chat_template)
@@ -197,10 +207,10 @@ class Model:
             n_batch=self._n_batch,
             n_ubatch=min(self._n_batch, 512),
             n_seq_max=1,
-            n_threads=self._n_threads,
-            n_threads_batch=self._n_threads,
+            n_threads=self._policy.n_threads,
+            n_threads_batch=self._policy.n_threads_batch,
         )
-        return ContextRunner(self._core, ctx)
+        return ContextRunner(self._core, ctx, policy=self._policy)
 
     # -- properties ------------------------------------------------------------------
 
@@ -226,7 +236,13 @@ class Model:
 
     @property
     def n_threads(self) -> int:
-        return self._n_threads
+        """CPU threads generating now (with ``n_threads="auto"`` they follow the load)."""
+        return self._policy.n_threads
+
+    @property
+    def thread_stats(self) -> ThreadStats:
+        """What the thread policy did: counts in use, changes, probes (a snapshot)."""
+        return self._policy.stats()
 
     @property
     def chat_template(self) -> ChatTemplate:

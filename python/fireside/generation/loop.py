@@ -35,6 +35,7 @@ from fireside.generation.results import (
     Usage,
 )
 from fireside.generation.stops import StopHoldback
+from fireside.generation.threads import ThreadPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -169,11 +170,19 @@ class GenerationStream(Iterator[str]):
 
 
 class ContextRunner:
-    """Runs generations on one single-sequence context, one at a time, reusing its cache."""
+    """Runs generations on one single-sequence context, one at a time, reusing its cache.
 
-    def __init__(self, model: _core.Model, ctx: _core.Context) -> None:
+    ``policy`` chooses the context's thread counts (see :mod:`fireside.generation.threads`;
+    default: the context's counts, fixed): each generated token's decode time is fed to
+    it, and ``set_threads`` is called when it changes a count.
+    """
+
+    def __init__(
+        self, model: _core.Model, ctx: _core.Context, *, policy: ThreadPolicy | None = None
+    ) -> None:
         self.model = model
         self.ctx = ctx
+        self.policy = policy or ThreadPolicy(ctx.n_threads, n_threads_batch=ctx.n_threads_batch)
         self.n_ctx = ctx.n_ctx
         self.n_batch = ctx.n_batch
         self._lock = threading.Lock()  # held by the running generation
@@ -330,7 +339,11 @@ def _generate(
 ) -> Generator[str, None, None]:
     """The generation itself; see :meth:`ContextRunner.stream`."""
     runner._acquire(run)
-    ctx, model = runner.ctx, runner.model
+    ctx, model, policy = runner.ctx, runner.model, runner.policy
+    record = policy.record if policy.auto else None
+    if record is not None:
+        policy.begin()
+    n_threads_batch = policy.n_threads_batch
     tokens: list[int] = []
     pieces: list[str] = []
     logprobs: list[TokenLogprob] | None = [] if top_logprobs is not None else None
@@ -353,6 +366,7 @@ def _generate(
             sample, decode, is_eog = sampler.sample, ctx.decode, model.is_eog
             add, push = detok.add, (holdback.push if holdback is not None else None)
             remember = runner._cached.append
+            clock = time.perf_counter
             while True:
                 token = sample(ctx, -1)
                 if not tokens:
@@ -383,7 +397,13 @@ def _generate(
                     finish = "cancelled"
                     break
                 try:
-                    decode([token])
+                    if record is None:
+                        decode([token])
+                    else:
+                        t_step = clock()
+                        decode([token])
+                        if record(clock() - t_step, 1):
+                            ctx.set_threads(policy.n_threads, policy.n_threads_batch)
                 except GenerationCancelled:
                     finish = "cancelled"
                     break
@@ -409,9 +429,20 @@ def _generate(
         runner._forget()
         raise
     finally:
+        threads = (policy.n_threads, n_threads_batch)
         runner._release()
         if completed:
-            _finish(runner, run, prompt, tokens, pieces, logprobs, finish, t0, t_prompt, t_first)
+            _finish(
+                runner,
+                run,
+                prompt,
+                tokens,
+                pieces,
+                logprobs,
+                finish,
+                (t0, t_prompt, t_first),
+                threads,
+            )
 
 
 def _finish(
@@ -422,10 +453,10 @@ def _finish(
     pieces: list[str],
     logprobs: list[TokenLogprob] | None,
     finish: FinishReason,
-    t0: float,
-    t_prompt: float,
-    t_first: float,
+    times: tuple[float, float, float],
+    threads: tuple[int, int],
 ) -> None:
+    t0, t_prompt, t_first = times
     t_end = time.perf_counter()
     runner._stats.n_generated_tokens += len(tokens)
     generation_s = t_end - t_prompt
@@ -440,6 +471,8 @@ def _finish(
             generation_ms=generation_s * 1000.0,
             time_to_first_token_ms=(t_first - t0) * 1000.0,
             tokens_per_second=n / generation_s if generation_s > 0 else 0.0,
+            n_threads=threads[0],
+            n_threads_batch=threads[1],
         ),
         logprobs=logprobs,
     )

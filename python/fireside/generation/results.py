@@ -31,6 +31,11 @@ class Timings:
     """From the call until the first completion token was sampled."""
     tokens_per_second: float
     """Completion tokens per second of ``generation_ms``."""
+    n_threads: int = 0
+    """CPU threads generating when the generation ended (``n_threads="auto"`` may change
+    them while it runs; see :mod:`fireside.generation.threads`)."""
+    n_threads_batch: int = 0
+    """CPU threads that evaluated the prompt."""
 
 
 @dataclass
