@@ -7,7 +7,9 @@ Two rules, both chosen to never make things slower than necessary:
   threads than cores makes every decode wait for the slowest, descheduled thread (several
   times slower). On Linux the cores are counted behind the CPU affinity mask (containers,
   ``taskset``) from the sysfs topology; elsewhere :mod:`psutil`'s physical count (or half
-  the logical CPUs); a cgroup CPU quota caps the result.
+  the logical CPUs); a cgroup CPU quota caps the result. That is the most threads
+  ``n_threads="auto"`` (the default) uses: while other processes keep cores busy it uses
+  fewer (:mod:`fireside.generation.threads`).
 * **Context** = the model's trained context, capped at :data:`MAX_DEFAULT_N_CTX` tokens
   and at what a KV cache can use of the machine's memory (:data:`KV_RAM_FRACTION` of the
   total RAM), rounded down to a multiple of 256 and never below :data:`MIN_N_CTX`. A
@@ -89,7 +91,7 @@ def physical_cores() -> int:
 
 
 def default_n_threads() -> int:
-    """Threads for decoding: the physical cores (see the module docstring)."""
+    """The most threads for decoding: the physical cores (see the module docstring)."""
     return physical_cores()
 
 

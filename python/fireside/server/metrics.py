@@ -11,7 +11,11 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fireside.generation.threads import ThreadStats
 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 """Upper bounds (seconds) of the time-to-first-token histogram buckets."""
@@ -58,6 +62,11 @@ class Metrics:
         self.decode_sequences = 0
         self.decode_sequences_max = 0
         self.ttft = Histogram(TTFT_BUCKETS)
+        self._threads: Callable[[], ThreadStats] | None = None
+
+    def watch_threads(self, stats: Callable[[], ThreadStats]) -> None:
+        """Show the engine's thread policy (``stats()`` is read at each render)."""
+        self._threads = stats
 
     def request(self, endpoint: str) -> None:
         with self._lock:
@@ -155,4 +164,50 @@ class Metrics:
         )
         metric("slots_active", "gauge", "Slots generating now.", [f"slots_active {slots_active}"])
         metric("slots_total", "gauge", "Parallel slots.", [f"slots_total {slots_total}"])
+        if self._threads is not None:
+            self._thread_lines(metric, self._threads())
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _thread_lines(
+        metric: Callable[[str, str, str, Iterable[str]], None], t: ThreadStats
+    ) -> None:
+        metric(
+            "threads",
+            "gauge",
+            "CPU threads in use, for generation and for prompts (batch).",
+            [
+                f'threads{{kind="generation"}} {t.n_threads}',
+                f'threads{{kind="batch"}} {t.n_threads_batch}',
+            ],
+        )
+        metric(
+            "threads_max",
+            "gauge",
+            "The most threads the policy may use.",
+            [f"threads_max {t.max_threads}"],
+        )
+        metric(
+            "threads_auto",
+            "gauge",
+            "1 when the thread counts follow the machine's load (n_threads='auto').",
+            [f"threads_auto {int(t.auto)}"],
+        )
+        metric(
+            "thread_changes_total",
+            "counter",
+            "Times the thread policy changed a count.",
+            [f"thread_changes_total {t.changes}"],
+        )
+        metric(
+            "thread_probes_total",
+            "counter",
+            "Measurement windows run at a probed thread count.",
+            [f"thread_probes_total {t.probes}"],
+        )
+        metric(
+            "thread_probes_adopted_total",
+            "counter",
+            "Probed thread counts that were faster and adopted.",
+            [f"thread_probes_adopted_total {t.probes_won}"],
+        )
