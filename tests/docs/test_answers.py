@@ -148,7 +148,8 @@ def test_the_token_budget_bounds_the_excerpts_and_cuts_the_last_one(model: Any) 
     # at most a quarter of the context, whatever is asked
     wide = model.chat_session(docs="builds", docs_max_tokens=100_000)
     assert wide.docs is not None
-    assert wide.docs.max_tokens == model.n_ctx // 4
+    assert wide.docs.max_tokens == 100_000
+    assert wide.docs.budget(model.n_ctx) == model.n_ctx // 4
 
 
 def test_templates_that_refuse_a_system_role_still_get_the_excerpts(model: Any) -> None:

@@ -6,7 +6,8 @@ The one place where retrieval meets the prompt, used by chat sessions
 1. **Retrieve.** The user's latest message is the query; each collection returns its best
    ``k`` chunks, and the hits of all collections are merged by score (best first) and cut
    to ``k``.
-2. **Budget.** Excerpts are added best first while their tokens fit ``max_tokens``; the
+2. **Budget.** Excerpts are added best first while their tokens fit ``max_tokens`` (and a
+   quarter of the context); the
    first one that does not fit is cut to the room left (when at least
    :data:`MIN_EXCERPT_TOKENS` remain), and the rest are dropped.
 3. **Prompt.** For rendering only, the last user message is replaced by a copy that
@@ -38,6 +39,8 @@ DEFAULT_MAX_TOKENS = 1024
 """Tokens the excerpts may take in the prompt (their headers included)."""
 MAX_K = 50
 """The largest ``k`` accepted."""
+CONTEXT_SHARE = 4
+"""The excerpts take at most 1/CONTEXT_SHARE of the context, whatever the budget."""
 MIN_EXCERPT_TOKENS = 16
 """An excerpt is cut to fit the budget only when at least this many tokens are left."""
 ELLIPSIS = " …"
@@ -316,15 +319,26 @@ class Grounding:
         """The collections' names."""
         return [c.name for c in self.collections]
 
-    def retrieve(self, query: str, count_tokens: Callable[[str], int]) -> list[Reference]:
-        """The references for ``query``: searched, merged, numbered and cut to the budget
-        (``count_tokens(text)`` counts tokens with the chat model's vocabulary)."""
+    def budget(self, n_ctx: int | None = None) -> int:
+        """The excerpts' token budget in a context of ``n_ctx`` tokens: ``max_tokens``, at
+        most ``n_ctx // CONTEXT_SHARE`` (but never below :data:`MIN_EXCERPT_TOKENS`)."""
+        if n_ctx is None:
+            return self.max_tokens
+        return min(self.max_tokens, max(n_ctx // CONTEXT_SHARE, MIN_EXCERPT_TOKENS))
+
+    def retrieve(
+        self, query: str, count_tokens: Callable[[str], int], *, n_ctx: int | None = None
+    ) -> list[Reference]:
+        """The references for ``query``: searched, merged, numbered and cut to
+        :meth:`budget` (``count_tokens(text)`` counts tokens with the chat model's
+        vocabulary; ``n_ctx`` is the context the prompt must fit)."""
         if not query.strip():
             return []
         per_collection = [
             (col.name, col.search(query, k=self.k, mode=self.mode)) for col in self.collections
         ]
-        return budget_references(merge_hits(per_collection, self.k), self.max_tokens, count_tokens)
+        ranked = merge_hits(per_collection, self.k)
+        return budget_references(ranked, self.budget(n_ctx), count_tokens)
 
     def close(self) -> None:
         """Close the collections this object opened by name."""

@@ -156,21 +156,17 @@ class ChatSession:
             if k is not None or max_tokens is not None:
                 raise ValueError("docs_k and docs_max_tokens need docs= (the collections)")
             return None
-        from fireside.chat.grounding import (
-            DEFAULT_K,
-            DEFAULT_MAX_TOKENS,
-            MIN_EXCERPT_TOKENS,
-            Grounding,
-            check_max_tokens,
-        )
+        from fireside.chat.grounding import DEFAULT_K, DEFAULT_MAX_TOKENS, Grounding
 
         if isinstance(docs, Grounding):
             if k is not None or max_tokens is not None:
                 raise ValueError("give docs_k and docs_max_tokens to the Grounding, not here")
             return docs
-        budget = check_max_tokens(DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens)
-        budget = min(budget, max(self.model.n_ctx // 4, MIN_EXCERPT_TOKENS))
-        return Grounding(docs, k=DEFAULT_K if k is None else k, max_tokens=budget)
+        return Grounding(
+            docs,
+            k=DEFAULT_K if k is None else k,
+            max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        )
 
     # -- history ---------------------------------------------------------------------
 
@@ -196,8 +192,13 @@ class ChatSession:
 
     @property
     def docs(self) -> Grounding | None:
-        """The collections replies are grounded in (``None``: none)."""
+        """The collections replies are grounded in (``None``: none); assign collections,
+        names, a :class:`~fireside.chat.grounding.Grounding` or ``None`` to change them."""
         return self._grounding
+
+    @docs.setter
+    def docs(self, docs: DocsSpec | Grounding | None) -> None:
+        self._grounding = self._make_grounding(docs, None, None)
 
     def reset(self) -> None:
         """Forget the conversation, keeping the system message."""
@@ -269,7 +270,9 @@ class ChatSession:
             raise TypeError(f"message must be a str, got {type(message).__name__}")
         pending = [*self.history, {"role": "user", "content": message}]
         references = (
-            self._grounding.retrieve(message, self.model.count_tokens) if self._grounding else []
+            self._grounding.retrieve(message, self.model.count_tokens, n_ctx=self.model.n_ctx)
+            if self._grounding
+            else []
         )
         tokens = self._fit(pending, max_tokens, references)
         params = self.model.sampling_params(**sampling)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fireside.cli.common import RpcOption, load_model, writer
+from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
 from fireside.errors import FiresideError
 
 if TYPE_CHECKING:
@@ -121,7 +122,9 @@ class ChatLoop:
             else:
                 from fireside.chat.session import ChatSession
 
+                docs = self.session.docs
                 self.session = ChatSession.load(arg, self.model)
+                self.session.docs = docs
                 _info(f"(loaded {len(self.session.history)} messages from {arg})")
         else:
             _info(f"unknown command {name}; /help lists the commands")
@@ -139,6 +142,8 @@ class ChatLoop:
             self.write("\n")
         if interrupt.hit:
             _info("(stopped)")
+        if self.session.docs is not None and self.session.last_references:
+            self.write("\n" + format_sources(self.session.last_references))
         result = self.session.last_result
         if self.stats and result is not None:
             t = result.timings
@@ -201,8 +206,10 @@ def chat(
         typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
     ] = None,
     rpc: RpcOption = None,
+    docs: DocsOption = None,
+    docs_k: DocsKOption = None,
 ) -> None:
-    """Chat with a model in the terminal."""
+    """Chat with a model in the terminal (with --docs: answers cite your documents)."""
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # Windows
@@ -210,14 +217,20 @@ def chat(
     # Ctrl-C must work at the prompt even when the parent started us with SIGINT ignored
     # (any `cmd &` of a non-interactive shell does), or it would only stop replies.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
+    grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
     try:
-        session = loaded.chat_session(system)
-        options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
-        _info(f"Chatting with {loaded.name}. /help for commands, Ctrl-D to leave.")
-        ChatLoop(loaded, session, options, stats).loop()
+        loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
+        try:
+            session = loaded.chat_session(system, docs=grounding)
+            options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+            using = f" (answering from {', '.join(grounding.names)})" if grounding else ""
+            _info(f"Chatting with {loaded.name}{using}. /help for commands, Ctrl-D to leave.")
+            ChatLoop(loaded, session, options, stats).loop()
+        finally:
+            loaded.close()
     finally:
-        loaded.close()
+        if grounding is not None:
+            grounding.close()
 
 
 def register(app: typer.Typer) -> None:

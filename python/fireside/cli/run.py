@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fireside.cli.common import RpcOption, load_model, read_text_file, writer
 from fireside.cli.errors import CLIError
+from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
+
+if TYPE_CHECKING:
+    from fireside.chat.grounding import Reference
+    from fireside.generation.loop import GenerationStream
 
 RAW_DEFAULT_MAX_TOKENS = 256
 """Without a chat template a model rarely ends by itself: stop here unless told."""
@@ -76,8 +82,10 @@ def run(
         typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
     ] = None,
     rpc: RpcOption = None,
+    docs: DocsOption = None,
+    docs_k: DocsKOption = None,
 ) -> None:
-    """Answer one prompt, streaming the reply to stdout."""
+    """Answer one prompt, streaming the reply to stdout (with --docs: then its sources)."""
     name, prompt = _split_arguments(arguments)
     if prompt == "-":
         prompt = sys.stdin.read().rstrip("\r\n")  # `echo ... |` adds a newline
@@ -85,25 +93,35 @@ def run(
         raise CLIError("the prompt is empty")
     if raw and system is not None:
         raise CLIError("--system needs the chat template; it cannot be used with --raw")
+    if raw and docs:
+        raise CLIError("--docs needs the chat template; it cannot be used with --raw")
     schema = _read_schema(json_schema) if json_schema is not None else None
-    model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
-    try:
-        target: Any
-        if raw:
-            target = prompt
-            max_tokens = max_tokens or RAW_DEFAULT_MAX_TOKENS
+    grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
+    with ExitStack() as cleanup:
+        if grounding is not None:
+            cleanup.callback(grounding.close)
+        model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
+        cleanup.callback(model.close)
+        sampling: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "json_schema": schema,
+        }
+        references: list[Reference] = []
+        stream: GenerationStream
+        if grounding is not None:
+            session = model.chat_session(system, docs=grounding)
+            stream = session.send(prompt, stream=True, **sampling)
+            references = session.last_references
+        elif raw:
+            sampling["max_tokens"] = max_tokens or RAW_DEFAULT_MAX_TOKENS
+            stream = model.generate(prompt, stream=True, **sampling)
         else:
             messages = [{"role": "user", "content": prompt}]
             if system is not None:
                 messages.insert(0, {"role": "system", "content": system})
-            target = model.apply_chat_template(messages, tokenize=True)
-        stream = model.generate(
-            target,
-            stream=True,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            json_schema=schema,
-        )
+            tokens = model.apply_chat_template(messages, tokenize=True)
+            stream = model.generate(tokens, stream=True, **sampling)
         write = writer()
         last = ""
         try:
@@ -116,8 +134,8 @@ def run(
             raise
         if not last.endswith("\n"):
             write("\n")
-    finally:
-        model.close()
+        if references:
+            write("\n" + format_sources(references))
 
 
 def register(app: typer.Typer) -> None:
