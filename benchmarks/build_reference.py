@@ -2,7 +2,8 @@
 """Build llama.cpp's own benchmark tools from the vendored tree fireside is built from.
 
 The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
-``llama-completion`` and ``llama-batched-bench``, compiled from the same pinned source
+``llama-completion``, ``llama-batched-bench`` and ``llama-embedding`` (LocalDocs
+indexing), compiled from the same pinned source
 (``vendor/fetch_llama_cpp.py`` resolves it) with the same options that matter for speed
 as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
 They go into a separate build directory (default ``build/reference``) and are never part
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("llama-bench", "llama-completion", "llama-batched-bench")
+TARGETS = ("llama-bench", "llama-completion", "llama-batched-bench", "llama-embedding")
 DEFAULT_BUILD_DIR = ROOT / "build" / "reference"
 
 
@@ -38,7 +39,7 @@ def llama_source() -> Path:
 
 
 def configure_args(source: Path, build_dir: Path, *, portable: bool) -> list[str]:
-    """CMake arguments: only what the three tools need, built like the extension module."""
+    """CMake arguments: only what the tools need, built like the extension module."""
     args = [
         "cmake",
         "-S",
@@ -50,10 +51,11 @@ def configure_args(source: Path, build_dir: Path, *, portable: bool) -> list[str
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         f"-DGGML_NATIVE={'OFF' if portable else 'ON'}",
         "-DGGML_RPC=ON",
-        # the tools live in tools/ and link llama-common; nothing else is needed
+        # the tools live in tools/ (llama-embedding in examples/) and link llama-common;
+        # only the targets named are built
         "-DLLAMA_BUILD_COMMON=ON",
         "-DLLAMA_BUILD_TOOLS=ON",
-        "-DLLAMA_BUILD_EXAMPLES=OFF",
+        "-DLLAMA_BUILD_EXAMPLES=ON",
         "-DLLAMA_BUILD_TESTS=OFF",
         "-DLLAMA_BUILD_SERVER=OFF",
         "-DLLAMA_BUILD_APP=OFF",
