@@ -135,3 +135,14 @@ def test_chat_shows_sources_after_each_answer_and_keeps_the_history_clean(
         ROOTLESS_QUESTION,
         PROTECTED_QUESTION,
     ]
+
+
+def test_serve_refuses_an_unknown_collection_before_binding_or_loading(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    missing_model = str(tmp_path / "not-loaded.gguf")
+    done = fireside(env, "serve", missing_model, "--port", "0", "--docs", "builds,nope")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "--docs: no collection named 'nope'" in done.stderr
+    assert "not-loaded" not in done.stderr
+    assert "Traceback" not in done.stderr

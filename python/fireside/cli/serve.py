@@ -12,6 +12,7 @@ import typer
 
 from fireside.cli.common import RpcOption, load_model, model_name
 from fireside.cli.errors import CLIError
+from fireside.cli.sources import collection_names
 from fireside.netaddr import is_loopback
 
 
@@ -126,6 +127,15 @@ def serve(
         ),
     ] = None,
     rpc: RpcOption = None,
+    docs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--docs",
+            metavar="NAME[,NAME]",
+            help="LocalDocs collections requests may search and answer from (/v1/docs, "
+            '"docs" in chat completions). Nothing is ever indexed over HTTP.',
+        ),
+    ] = None,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /.
 
@@ -160,6 +170,16 @@ def serve(
             "the model",
             file=sys.stderr,
         )
+    served = collection_names(docs)
+    if served:
+        from fireside.docs import list_collections
+
+        known = list_collections()
+        for wanted in served:
+            if wanted not in known:  # before binding and loading: a typo fails at once
+                raise CLIError(
+                    f"--docs: no collection named {wanted!r} (create it with `fireside docs add`)"
+                )
     sock = _listen(host, port)
     try:
         name = model_name(model)
@@ -176,6 +196,7 @@ def serve(
                 n_threads=threads,
                 allowed_hosts=tuple(hosts),
                 allowed_origins=tuple(origins),
+                docs=tuple(served),
             )
             app = create_app(loaded, config)
             service = app.state.service

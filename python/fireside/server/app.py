@@ -18,6 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from fireside.chat.template_pool import shared_pool
 from fireside.server import errors
 from fireside.server.config import ServerConfig
+from fireside.server.docs_api import DocsService
+from fireside.server.docs_api import router as docs_router
 from fireside.server.limits import BodySizeLimit
 from fireside.server.origins import OriginPolicy
 from fireside.server.routes import STATIC_DIR, api, public
@@ -72,7 +74,9 @@ def create_app(
         )
     else:
         loaded = model  # type: ignore[assignment]
+    docs: DocsService | None = None
     try:
+        docs = DocsService(config.docs)  # an unknown collection fails before a port is bound
         metrics = Metrics()
         engine = Engine(
             loaded.core,
@@ -86,8 +90,10 @@ def create_app(
         model_id = config.model_id or (
             default_model_id(model, loaded.path) if owns else loaded.name
         )
-        service = Service(loaded, engine, config, model_id, owns_model=owns)
+        service = Service(loaded, engine, config, model_id, owns_model=owns, docs=docs)
     except BaseException:
+        if docs is not None:
+            docs.close()
         if owns:
             loaded.close()
         raise
@@ -98,7 +104,7 @@ def create_app(
         try:
             yield
         finally:
-            service.close()
+            service.close()  # and the collections
             # a template still rendering would outlive a server stopped by a signal
             # (uvicorn re-raises it, so exit handlers do not run)
             shared_pool().close()
@@ -113,8 +119,10 @@ def create_app(
     app.state.config = config
     app.state.service = service
     app.state.metrics = metrics
+    app.state.docs = docs
     errors.install(app)
     app.include_router(api)
+    app.include_router(docs_router)
     app.include_router(public)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

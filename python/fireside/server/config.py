@@ -38,6 +38,9 @@ class ServerConfig:
         allowed_origins: web pages (``"scheme://host[:port]"``, ``":*"`` for any port,
             ``"null"``, ``"*"``: any) that may call the server besides its own chat page;
             they get CORS headers, other pages 403. See :mod:`fireside.server.origins`.
+        docs: LocalDocs collections (by name) that requests may search and answer from
+            (``/v1/docs``, ``"docs"`` in chat completions); see
+            :mod:`fireside.server.docs_api`.
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -54,6 +57,7 @@ class ServerConfig:
     chat_template: str | None = None
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    docs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
@@ -87,6 +91,9 @@ class ServerConfig:
             "allowed_origins",
             _entries("allowed_origins", self.allowed_origins, normalize_allowed_origin),
         )
+        from fireside.docs.names import check_name
+
+        object.__setattr__(self, "docs", _entries("docs", self.docs, check_name))
 
 
 def _entries(name: str, value: Iterable[str], normalize: Callable[[str], str]) -> tuple[str, ...]:

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+
+from fireside.server.docs_api import MAX_DOCS_PER_REQUEST, DocReference
 
 MAX_STOPS = 16
 MAX_TOP_LOGPROBS = 20
@@ -122,6 +131,9 @@ class ChatCompletionRequest(_GenerationRequest):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     response_format: ResponseFormat | None = None
+    docs: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DOCS_PER_REQUEST)
+    """fireside's extension: answer from these served collections (``references`` on
+    each choice); see :mod:`fireside.server.docs_api`."""
 
 
 class CompletionRequest(_GenerationRequest):
@@ -173,11 +185,24 @@ class ChatMessage(BaseModel):
     content: str | None
 
 
-class ChatChoice(BaseModel):
+class _Cited(BaseModel):
+    """A choice that may carry ``references`` (the excerpts a grounded answer used): the
+    field is left out of the JSON when the request had no ``docs``."""
+
+    @model_serializer(mode="wrap")
+    def _without_absent_references(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("references") is None:
+            data.pop("references", None)
+        return data
+
+
+class ChatChoice(_Cited):
     index: int = 0
     message: ChatMessage
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None
+    references: list[DocReference] | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -199,11 +224,12 @@ class ChatDelta(BaseModel):
         return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
 
 
-class ChatChunkChoice(BaseModel):
+class ChatChunkChoice(_Cited):
     index: int = 0
     delta: ChatDelta
     logprobs: ChatLogprobs | None = None
     finish_reason: str | None = None
+    references: list[DocReference] | None = None
 
 
 class ChatCompletionChunk(BaseModel):

@@ -33,9 +33,11 @@ from fireside.server.errors import APIError, bad_request, from_exception, valida
 from fireside.server.jobs import Job
 
 if TYPE_CHECKING:
+    from fireside.chat.grounding import Reference
     from fireside.embeddings import Embedder
     from fireside.model import Model
     from fireside.server.config import ServerConfig
+    from fireside.server.docs_api import DocsService
     from fireside.server.engine import Engine
 
 _FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
@@ -144,6 +146,10 @@ def _completion_logprobs(items: list[TokenLogprob], offset: int) -> p.Completion
     )
 
 
+def _doc_references(references: list[Reference] | None) -> list[p.DocReference] | None:
+    return None if references is None else [p.DocReference.of(r) for r in references]
+
+
 def _usage(job: Job) -> p.Usage:
     assert job.result is not None
     usage = job.result.usage
@@ -165,8 +171,10 @@ class Service:
         model_id: str,
         *,
         owns_model: bool,
+        docs: DocsService | None = None,
     ) -> None:
         self.model = model
+        self.docs = docs
         self.core = model.core
         self.engine = engine
         self.config = config
@@ -182,6 +190,8 @@ class Service:
     def close(self) -> None:
         """Stop the engine and free what this service loaded."""
         self.engine.stop()
+        if self.docs is not None:
+            self.docs.close()
         if self._embedder is not None:
             self._embedder.close()
         if self._owns_model:
@@ -252,11 +262,16 @@ class Service:
 
     # -- chat --------------------------------------------------------------------------
 
-    def _chat_prompt(self, messages: list[dict[str, Any]]) -> list[int]:
+    def _chat_prompt(
+        self, messages: list[dict[str, Any]], references: list[Reference] | None = None
+    ) -> list[int]:
+        from fireside.chat.grounding import grounded_messages
         from fireside.chat.session import validate_messages
 
         try:
             checked = validate_messages(messages)
+            if references:
+                checked = grounded_messages(checked, references)
             text = self.model.chat_template.render(checked, add_generation_prompt=True)
         except (ValueError, TypeError) as e:
             raise from_exception(e, param="messages") from None
@@ -289,7 +304,8 @@ class Service:
             )
         if req.top_logprobs is not None and not req.logprobs:
             raise bad_request("top_logprobs requires logprobs to be true.", param="top_logprobs")
-        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages)
+        references = await self._references(req)
+        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages, references)
         self._check_prompt(len(tokens), "messages")
         requested = req.max_completion_tokens or req.max_tokens
         max_tokens = self._max_tokens(requested, len(tokens))
@@ -300,7 +316,9 @@ class Service:
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             return EventStream(
-                self._chat_events(job, cid, created, req.include_usage, top is not None),
+                self._chat_events(
+                    job, cid, created, req.include_usage, top is not None, references
+                ),
                 job.cancel,
             )
         try:
@@ -320,6 +338,7 @@ class Service:
                     message=p.ChatMessage(content=text),
                     logprobs=_chat_logprobs(logprobs) if top is not None else None,
                     finish_reason=_FINISH[job.result.finish_reason],
+                    references=_doc_references(references),
                 )
             ],
             usage=_usage(job),
@@ -327,12 +346,23 @@ class Service:
         return Response(body.model_dump_json(), media_type="application/json")
 
     async def _chat_events(
-        self, job: Job, cid: str, created: int, include_usage: bool, with_logprobs: bool
+        self,
+        job: Job,
+        cid: str,
+        created: int,
+        include_usage: bool,
+        with_logprobs: bool,
+        references: list[Reference] | None = None,
     ) -> AsyncIterator[str]:
         def chunk(
-            delta: p.ChatDelta, finish: str | None = None, logprobs: p.ChatLogprobs | None = None
+            delta: p.ChatDelta,
+            finish: str | None = None,
+            logprobs: p.ChatLogprobs | None = None,
+            cited: list[p.DocReference] | None = None,
         ) -> str:
-            choice = p.ChatChunkChoice(delta=delta, logprobs=logprobs, finish_reason=finish)
+            choice = p.ChatChunkChoice(
+                delta=delta, logprobs=logprobs, finish_reason=finish, references=cited
+            )
             return _sse(
                 p.ChatCompletionChunk(
                     id=cid, created=created, model=self.model_id, choices=[choice]
@@ -349,7 +379,11 @@ class Service:
             yield _DONE
             return
         assert job.result is not None
-        yield chunk(p.ChatDelta(), finish=_FINISH[job.result.finish_reason])
+        yield chunk(
+            p.ChatDelta(),
+            finish=_FINISH[job.result.finish_reason],
+            cited=_doc_references(references),
+        )
         if include_usage:
             yield _sse(
                 p.ChatCompletionChunk(
@@ -357,6 +391,33 @@ class Service:
                 )
             )
         yield _DONE
+
+    async def _references(self, req: p.ChatCompletionRequest) -> list[Reference] | None:
+        """The excerpts for a request with ``docs`` (``None`` without): retrieved for its
+        last user message from the served collections, within the slot's budget."""
+        if req.docs is None:
+            return None
+        from fireside.chat.grounding import query_of
+
+        if self.docs is None:  # pragma: no cover - create_app always gives one
+            raise APIError(404, "This server serves no document collections.", param="docs")
+        grounding = self.docs.grounding(req.docs)
+        query = query_of(req.messages)
+        if query is None:
+            raise bad_request(
+                "docs needs a user message with text to search for.", param="messages"
+            )
+
+        def count(text: str) -> int:
+            return len(self.core.tokenize(text, add_special=False, parse_special=False))
+
+        def retrieve() -> list[Reference]:
+            return grounding.retrieve(query, count, n_ctx=self.engine.n_ctx_seq)
+
+        try:
+            return await anyio.to_thread.run_sync(retrieve)
+        except (FiresideError, ValueError) as e:  # e.g. a collection's embedder is gone
+            raise from_exception(e, param="docs") from None
 
     # -- text completions --------------------------------------------------------------
 
