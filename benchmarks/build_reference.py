@@ -2,8 +2,9 @@
 """Build llama.cpp's own benchmark tools from the vendored tree fireside is built from.
 
 The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
-``llama-completion``, ``llama-batched-bench`` and ``llama-embedding`` (LocalDocs
-indexing), compiled from the same pinned source
+``llama-completion``, ``llama-batched-bench``, ``llama-embedding`` (LocalDocs
+indexing) and ``llama-server`` (the ``busy`` section; ``--no-server`` skips it),
+compiled from the same pinned source
 (``vendor/fetch_llama_cpp.py`` resolves it) with the same options that matter for speed
 as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
 They go into a separate build directory (default ``build/reference``) and are never part
@@ -26,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("llama-bench", "llama-completion", "llama-batched-bench", "llama-embedding")
+SERVER_TARGET = "llama-server"
 DEFAULT_BUILD_DIR = ROOT / "build" / "reference"
 
 
@@ -38,7 +40,9 @@ def llama_source() -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-def configure_args(source: Path, build_dir: Path, *, portable: bool) -> list[str]:
+def configure_args(
+    source: Path, build_dir: Path, *, portable: bool, server: bool = True
+) -> list[str]:
     """CMake arguments: only what the tools need, built like the extension module."""
     args = [
         "cmake",
@@ -57,7 +61,10 @@ def configure_args(source: Path, build_dir: Path, *, portable: bool) -> list[str
         "-DLLAMA_BUILD_TOOLS=ON",
         "-DLLAMA_BUILD_EXAMPLES=ON",
         "-DLLAMA_BUILD_TESTS=OFF",
-        "-DLLAMA_BUILD_SERVER=OFF",
+        f"-DLLAMA_BUILD_SERVER={'ON' if server else 'OFF'}",
+        # llama-server without its web UI (no npm, no download): the API is what is measured
+        "-DLLAMA_BUILD_UI=OFF",
+        "-DLLAMA_USE_PREBUILT_UI=OFF",
         "-DLLAMA_BUILD_APP=OFF",
         "-DLLAMA_OPENSSL=OFF",
     ]
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--portable", action="store_true", help="GGML_NATIVE=OFF")
     parser.add_argument("--print", action="store_true", help="print the binaries' directory")
+    parser.add_argument("--no-server", action="store_true", help="do not build llama-server")
     args = parser.parse_args(argv)
     build_dir: Path = args.build_dir.resolve()
     if args.print:
@@ -89,10 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     source = llama_source()
     print(f"build_reference: llama.cpp source {source}", file=sys.stderr)
-    subprocess.run(configure_args(source, build_dir, portable=args.portable), check=True)
+    server = not args.no_server
+    configure = configure_args(source, build_dir, portable=args.portable, server=server)
+    subprocess.run(configure, check=True)
+    targets = (*TARGETS, SERVER_TARGET) if server else TARGETS
     build = ["cmake", "--build", str(build_dir), "--config", "Release", "-j", str(args.jobs)]
-    subprocess.run([*build, "--target", *TARGETS], check=True)
-    missing = [t for t in TARGETS if not (binaries_dir(build_dir) / t).exists()]
+    subprocess.run([*build, "--target", *targets], check=True)
+    missing = [t for t in targets if not (binaries_dir(build_dir) / t).exists()]
     if missing:
         print(f"build_reference: not built: {', '.join(missing)}", file=sys.stderr)
         return 1

@@ -40,10 +40,11 @@ def run(
     Q4_1). ``threads``: default the physical cores. ``quick``: a
     seconds-long smoke run (small sizes, one measured run). ``runs`` overrides the number
     of measured runs. ``sections``: a subset of ``import, load, decode, generate, chat,
-    server``.
+    server`` (the default), or ``busy`` (:mod:`fireside.bench.busy`: a CPU hog on one core,
+    asked for by name only).
     """
     from fireside.bench.report import write
-    from fireside.bench.suite import SECTIONS, BenchConfig, run_suite
+    from fireside.bench.suite import ALL_SECTIONS, SECTIONS, BenchConfig, run_suite
     from fireside.defaults import default_n_threads
     from fireside.model import resolve_model_path
 
@@ -55,10 +56,10 @@ def run(
     if runs is not None and (not isinstance(runs, int) or runs < 1):
         raise ValueError(f"runs must be a positive integer, got {runs!r}")
     chosen = tuple(sections) if sections else SECTIONS
-    unknown = [s for s in chosen if s not in SECTIONS]
+    unknown = [s for s in chosen if s not in ALL_SECTIONS]
     if unknown:
         raise ValueError(
-            f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}"
+            f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ALL_SECTIONS)}"
         )
     if reference_dir is not None and use_reference:
         from fireside.bench.reference import TOOLS, find_reference_dir

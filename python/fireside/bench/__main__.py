@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from fireside.bench.suite import SECTIONS
+from fireside.bench.suite import ALL_SECTIONS
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         "--reference-dir", help="where llama-bench & co. are (default: build/reference/bin)"
     )
     parser.add_argument("--no-reference", action="store_true", help="measure fireside only")
-    parser.add_argument("--sections", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--sections",
+        help=f"comma-separated subset of {','.join(ALL_SECTIONS)} (busy: only when named)",
+    )
     args = parser.parse_args(argv)
     try:
         results, paths = run(

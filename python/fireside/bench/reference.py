@@ -1,7 +1,8 @@
 """The reference side: llama.cpp's own tools, run as subprocesses, their output parsed.
 
-``benchmarks/build_reference.py`` builds ``llama-bench``, ``llama-completion`` and
-``llama-batched-bench`` from the vendored llama.cpp tree into ``build/reference/bin``.
+``benchmarks/build_reference.py`` builds ``llama-bench``, ``llama-completion``,
+``llama-batched-bench`` and ``llama-server`` from the vendored llama.cpp tree into
+``build/reference/bin``.
 :func:`find_reference_dir` looks there (or where ``FIRESIDE_REFERENCE_BIN`` points).
 
 Each ``run_*`` function runs one tool once and returns plain numbers; the ``parse_*``
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOOLS = ("llama-bench", "llama-completion", "llama-batched-bench")
+OPTIONAL_TOOLS = ("llama-server",)
+"""Built too by ``build_reference.py`` (unless ``--no-server``); only the ``busy``
+section's server part needs it."""
 ENV_VAR = "FIRESIDE_REFERENCE_BIN"
 
 
@@ -145,14 +149,17 @@ def run_llama_completion(
     model: Path,
     prompt: str,
     *,
-    threads: int,
+    threads: int | None,
     n_predict: int,
     n_ctx: int,
     sampling: Sequence[str] = ("--temp", "0"),
 ) -> CompletionTimings:
     """One ``llama-completion`` run: ``-t N --ignore-eos -no-cnv -n n_predict`` and
-    ``sampling`` (default greedy); its performance counters."""
-    cmd = [str(bin_dir / "llama-completion"), "-m", str(model), "-t", str(threads)]
+    ``sampling`` (default greedy); its performance counters. ``threads=None``: its own
+    default (no ``-t``)."""
+    cmd = [str(bin_dir / "llama-completion"), "-m", str(model)]
+    if threads is not None:
+        cmd += ["-t", str(threads)]
     cmd += ["-c", str(n_ctx), "-n", str(n_predict), "--ignore-eos", "-no-cnv", *sampling]
     cmd += ["-p", prompt]
     done = _run(cmd, timeout=600)

@@ -33,13 +33,14 @@ class ServerError(RuntimeError):
 
 
 class ServerBench:
-    """A ``fireside serve`` process and the requests that measure it."""
+    """A ``fireside serve`` process and the requests that measure it (``threads=None``:
+    the server's default, ``"auto"``)."""
 
     def __init__(
         self,
         model: Path,
         *,
-        threads: int,
+        threads: int | None,
         parallel: int,
         n_ctx: int,
         prompt_tokens: int,
@@ -77,8 +78,7 @@ class ServerBench:
             str(self.parallel),
             "--ctx-size",
             str(self.ctx_per_slot),
-            "--threads",
-            str(self.threads),
+            *(["--threads", str(self.threads)] if self.threads is not None else []),
         ]
 
     def start(self) -> None:

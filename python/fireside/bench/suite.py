@@ -18,12 +18,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
 
 SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
+"""The sections a plain run measures."""
+ALL_SECTIONS = (*SECTIONS, "busy")
+"""``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 
 
 @dataclass
@@ -51,6 +55,10 @@ class BenchConfig:
     retries: int = 3
     """How often a contended round is redone before it is kept anyway (and flagged)."""
     sections: tuple[str, ...] = SECTIONS
+    busy_server: bool = True
+    hog_command: tuple[str, ...] = HOG_COMMAND
+    """The ``busy`` section's CPU hog (one core's busy loop)."""
+    """The ``busy`` section also measures servers (``llama-server`` and ``fireside serve``)."""
 
     @classmethod
     def quick_config(cls, model: Path, threads: int, out: Path, **over: Any) -> BenchConfig:
@@ -126,6 +134,46 @@ TARGETS = [
     Target("rss.overhead_mb", "RSS after load - file - KV (MB)", "<=", 80.0),
     Target("import_s", "import fireside (s)", "<=", 0.3),
 ]
+
+BUSY_TARGETS = [
+    Target(
+        "busy.hog.generate_vs_completion",
+        "one core busy: generate() auto vs llama-completion default threads",
+        ">=",
+        1.3,
+    ),
+    Target(
+        "busy.hog.generate_vs_best_fixed",
+        "one core busy: generate() auto vs the best fixed thread count",
+        ">=",
+        0.95,
+    ),
+    Target(
+        "busy.idle.generate_vs_completion",
+        "idle: generate() auto vs llama-completion default threads",
+        ">=",
+        0.97,
+    ),
+    Target(
+        "busy.hog.server_vs_llama_server",
+        "one core busy: server auto vs llama-server, 8 streams",
+        ">=",
+        1.3,
+    ),
+    Target(
+        "busy.hog.server_vs_best_fixed",
+        "one core busy: server auto vs the best fixed thread count, 8 streams",
+        ">=",
+        0.95,
+    ),
+    Target(
+        "busy.idle.server_vs_llama_server",
+        "idle: server auto vs llama-server, 8 streams",
+        ">=",
+        0.97,
+    ),
+]
+"""Checked when the ``busy`` section ran."""
 
 
 class Suite:
@@ -439,6 +487,11 @@ class Suite:
                 self.figures["server.aggregate.c1"],
             )
 
+    def run_busy(self) -> None:
+        from fireside.bench.busy import run_busy
+
+        run_busy(self)
+
     # -- the whole run -----------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
@@ -462,6 +515,7 @@ class Suite:
             "generate": self.run_generate,
             "chat": self.run_chat,
             "server": self.run_server,
+            "busy": self.run_busy,
         }
         started = time.time()
         try:
@@ -505,6 +559,8 @@ class Suite:
                         "reference": f"reference.batched.s_tg.c{n}",
                     }
                 )
+        comparisons += self._busy_comparisons()
+        targets = TARGETS + (BUSY_TARGETS if "busy" in cfg.sections else [])
         return {
             "fireside_bench": 1,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -521,7 +577,7 @@ class Suite:
             "comparisons": comparisons,
             "ratios": self.ratios,
             "ratios_of_medians": self.ratios_of_medians,
-            "targets": [t.check(self.ratios.get(t.key)) for t in TARGETS],
+            "targets": [t.check(self.ratios.get(t.key)) for t in targets],
             "contention": {
                 "max_other_cpu": cfg.max_other_cpu,
                 "rounds_repeated": self.repeated,
@@ -530,6 +586,39 @@ class Suite:
             "skipped": self.skipped,
             "notes": self.notes,
         }
+
+    def _busy_comparisons(self) -> list[dict[str, Any]]:
+        rows = []
+        for load, what in (("idle", "idle"), ("hog", "one core busy")):
+            for side, ref, ref_label in (
+                ("generate", "completion", "llama-completion, default threads"),
+                ("server", "llama_server", "llama-server, default threads, 8 streams"),
+            ):
+                prefix = f"busy.{load}.{side}"
+                if f"{prefix}.auto" not in self.figures:
+                    continue
+                label = "generate()" if side == "generate" else "server, 8 streams"
+                rows.append(
+                    {
+                        "ratio": f"{prefix}_vs_{'completion' if side == 'generate' else 'llama_server'}",
+                        "label": f"{what}: {label} auto vs {ref_label}",
+                        "ours": f"{prefix}.auto",
+                        "reference": f"{prefix}.{ref}"
+                        if f"{prefix}.{ref}" in self.figures
+                        else None,
+                    }
+                )
+                rows.append(
+                    {
+                        "ratio": f"{prefix}_vs_best_fixed",
+                        "label": f"{what}: {label} auto vs the best fixed thread count",
+                        "ours": f"{prefix}.auto",
+                        "reference": f"{prefix}.best_fixed"
+                        if f"{prefix}.best_fixed" in self.figures
+                        else None,
+                    }
+                )
+        return rows
 
 
 def run_suite(
