@@ -58,6 +58,22 @@ export async function listModels({ apiKey, signal } = {}) {
 }
 
 /**
+ * Fetch the document collections the server exposes (`fireside serve --docs`):
+ * [{id, documents, chunks}].
+ */
+export async function listDocs({ apiKey, signal } = {}) {
+  const response = await request("v1/docs", { headers: headers(apiKey, false), signal });
+  const body = await response.json();
+  return (body.data || [])
+    .filter((c) => c && typeof c.id === "string")
+    .map((c) => ({
+      id: c.id,
+      documents: Number.isInteger(c.documents) ? c.documents : null,
+      chunks: Number.isInteger(c.chunks) ? c.chunks : null,
+    }));
+}
+
+/**
  * Yield the `data:` payloads of a Server-Sent Events byte stream, one string per event.
  * Handles events split across reads, CRLF line ends, comments and multi-line data.
  */
@@ -151,6 +167,12 @@ export function describeError(err) {
   }
   if (err instanceof ApiError) {
     const message = err.message;
+    if (err.code === "collection_not_found") {
+      return {
+        title: "A document collection is not available",
+        detail: `${message} Pick other collections in Settings.`,
+      };
+    }
     if (err.code === "context_length_exceeded") {
       return {
         title: "This conversation is too long for the model",

@@ -1,10 +1,10 @@
 // The fireside chat page: conversations, the thread, the composer and per-conversation
 // settings. Model text only ever reaches the DOM through textContent (see markdown.js).
 
-import { ApiError, describeError, listModels, streamChat } from "./api.js";
+import { ApiError, describeError, listDocs, listModels, streamChat } from "./api.js";
 import { hydrateIcons, icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
-import { loadState, newConversation, saveState } from "./store.js";
+import { loadState, newConversation, sanitizeReferences, saveState } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +34,8 @@ const ui = {
   temperature: $("temperature"),
   temperatureValue: $("temperature-value"),
   maxTokens: $("max-tokens"),
+  docsList: $("docs-list"),
+  docsHint: $("docs-hint"),
   maxTokensError: $("max-tokens-error"),
   apiKey: $("api-key"),
 };
@@ -44,6 +46,7 @@ const state = {
   apiKey: "",
   models: [], // ids from /v1/models
   modelsError: null, // describeError() result when the list could not be fetched
+  docs: undefined, // [{id, documents, chunks}] from /v1/docs; null when it could not be listed
   streaming: null, // {conversationId, reply, controller, node} while a reply streams
   renaming: null, // conversation id being renamed
   confirmingDelete: null, // conversation id waiting for delete confirmation
@@ -320,6 +323,9 @@ function messageNode(message, index, conversation) {
     article.setAttribute("aria-busy", "true"); // screen readers wait for the whole reply
   }
   fillContent(content, message, isStreaming);
+  if (message.role === "assistant" && message.references && message.references.length) {
+    bubble.append(sourcesNode(message.references));
+  }
   if (message.role === "assistant") {
     const meta = document.createElement("div");
     meta.className = "meta";
@@ -334,6 +340,59 @@ function messageNode(message, index, conversation) {
   }
   article.append(bubble);
   return article;
+}
+
+/** Where a reference lies, in words: "page 3 · § Heading · lines 14-26". */
+function whereText(location) {
+  const parts = [];
+  if (location.page != null) parts.push(`page ${location.page}`);
+  if (location.heading) parts.push(`§ ${location.heading}`);
+  if (location.lines) {
+    const [first, last] = location.lines;
+    parts.push(last == null || last === first ? `line ${first}` : `lines ${first}-${last}`);
+  }
+  return parts.join(" · ");
+}
+
+/** The numbered sources under an answer; each opens to show its excerpt (as text). */
+function sourcesNode(references) {
+  const section = document.createElement("section");
+  section.className = "sources";
+  section.setAttribute("aria-label", "Sources");
+  const heading = document.createElement("h3");
+  heading.className = "sources-title";
+  heading.textContent = "Sources";
+  const list = document.createElement("ol");
+  list.className = "sources-list";
+  references.forEach((ref, i) => {
+    const item = document.createElement("li");
+    item.className = "source";
+    const details = document.createElement("details");
+    const summary = document.createElement("summary");
+    const number = document.createElement("span");
+    number.className = "source-number";
+    number.textContent = `[${ref.number ?? i + 1}]`;
+    const file = document.createElement("span");
+    file.className = "source-file";
+    file.textContent = ref.file;
+    if (ref.source) file.title = ref.source;
+    summary.append(number, " ", file);
+    const where = whereText(ref.location);
+    if (where) {
+      const place = document.createElement("span");
+      place.className = "source-where";
+      place.textContent = where;
+      summary.append(" ", place);
+    }
+    const excerpt = document.createElement("blockquote");
+    excerpt.className = "source-excerpt";
+    excerpt.textContent = ref.excerpt;
+    details.append(summary, excerpt);
+    item.append(details);
+    list.append(item);
+  });
+  section.append(heading, list);
+  return section;
 }
 
 function fillContent(content, message, isStreaming) {
@@ -472,7 +531,55 @@ function renderSettings() {
   ui.temperatureValue.textContent = Number(s.temperature).toFixed(2);
   ui.maxTokens.value = s.max_tokens == null ? "" : String(s.max_tokens);
   setMaxTokensError(null);
+  renderDocsPicker(conversation);
   ui.apiKey.value = state.apiKey;
+}
+
+/** One checkbox per collection the server exposes (plus any chosen earlier, marked). */
+function renderDocsPicker(conversation) {
+  const chosen = conversation.settings.docs;
+  const served = state.docs || [];
+  const names = served.map((c) => c.id);
+  for (const name of chosen) if (!names.includes(name)) names.push(name);
+  const rows = names.map((name) => {
+    const info = served.find((c) => c.id === name);
+    const label = document.createElement("label");
+    label.className = "docs-option";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = name;
+    box.checked = chosen.includes(name);
+    box.addEventListener("change", () => {
+      const current = active();
+      const set = new Set(current.settings.docs);
+      if (box.checked) set.add(name);
+      else set.delete(name);
+      current.settings.docs = [...set];
+      persist();
+    });
+    const text = document.createElement("span");
+    text.className = "docs-name";
+    text.textContent = name;
+    const count = document.createElement("small");
+    if (info && info.documents != null) {
+      count.textContent = ` ${info.documents} document${info.documents === 1 ? "" : "s"}`;
+    } else if (state.docs) {
+      count.textContent = " (not served)";
+    }
+    label.append(box, text, count);
+    return label;
+  });
+  ui.docsList.replaceChildren(...rows);
+  if (state.docs === undefined) {
+    ui.docsHint.textContent = "Loading the server's collections…";
+  } else if (state.docs === null) {
+    ui.docsHint.textContent = "The server's collections could not be listed.";
+  } else if (!served.length) {
+    ui.docsHint.textContent =
+      "This server exposes no collections. Start it with fireside serve --docs NAME.";
+  } else {
+    ui.docsHint.textContent = "Answers then cite the excerpts they used.";
+  }
 }
 
 function setMaxTokensError(text) {
@@ -562,6 +669,18 @@ async function refreshModels() {
   renderSettings();
   renderHeader();
   if (conversation && conversation.messages.length === 0) renderThread();
+  await refreshDocs();
+}
+
+/** Fetch the collections the server exposes, then redraw the picker. */
+async function refreshDocs() {
+  try {
+    state.docs = await listDocs({ apiKey: state.apiKey });
+  } catch {
+    state.docs = null; // an older server, or unreachable: the picker says so
+  }
+  const conversation = active();
+  if (conversation) renderDocsPicker(conversation);
 }
 
 // ---------------------------------------------------------------- sending
@@ -637,6 +756,9 @@ async function generate(conversation) {
   }
   const body = { model, messages: requestMessages(conversation), temperature: settings.temperature };
   if (settings.max_tokens != null) body.max_tokens = settings.max_tokens;
+  // Collections chosen here but no longer served are left out (the picker marks them).
+  const docs = settings.docs.filter((name) => !state.docs || state.docs.some((c) => c.id === name));
+  if (docs.length) body.docs = docs;
 
   const reply = { role: "assistant", content: "" };
   conversation.messages.push(reply);
@@ -666,6 +788,7 @@ async function generate(conversation) {
         scheduleStreamRender();
       }
       if (choice.finish_reason) finish = choice.finish_reason;
+      if (Array.isArray(choice.references)) reply.references = sanitizeReferences(choice.references);
     }
   } catch (err) {
     if (err && err.name === "AbortError") finish = "stopped";

@@ -3,8 +3,12 @@
 // Shape (version 1):
 //   {version: 1, activeId, apiKey,
 //    conversations: [{id, title, created, updated,
-//                     settings: {model, system, temperature, max_tokens},
-//                     messages: [{role: "user"|"assistant"|"error", content, stats?, title?}]}]}
+//                     settings: {model, system, temperature, max_tokens, docs},
+//                     messages: [{role: "user"|"assistant"|"error", content, stats?, title?,
+//                                 references?}]}]}
+// settings.docs: the names of the document collections answers use (none: []).
+// references (assistant): the excerpts an answer cited, as /v1/chat/completions sent them:
+//   [{number, collection, file, source, title, location: {page, heading, lines}, excerpt}]
 // "error" messages are shown in the thread but never sent to the model.
 
 export const STORAGE_KEY = "fireside.chat.v1";
@@ -14,7 +18,35 @@ export const DEFAULT_SETTINGS = Object.freeze({
   system: "",
   temperature: 0.7,
   max_tokens: 512,
+  docs: Object.freeze([]),
 });
+
+const MAX_REFERENCES = 50;
+
+/** A reference kept only with the fields the page shows, each of the expected type. */
+export function sanitizeReference(r) {
+  if (!r || typeof r !== "object") return null;
+  const text = (v) => (typeof v === "string" ? v : null);
+  const int = (v) => (Number.isInteger(v) ? v : null);
+  const where = r.location && typeof r.location === "object" ? r.location : {};
+  const lines = Array.isArray(where.lines) && where.lines.every(Number.isInteger)
+    ? where.lines.slice(0, 2)
+    : null;
+  return {
+    number: int(r.number),
+    collection: text(r.collection),
+    file: text(r.file) || text(r.source) || "document",
+    source: text(r.source),
+    title: text(r.title),
+    location: { page: int(where.page), heading: text(where.heading), lines },
+    excerpt: text(r.excerpt) || "",
+  };
+}
+
+export function sanitizeReferences(list) {
+  if (!Array.isArray(list)) return [];
+  return list.slice(0, MAX_REFERENCES).map(sanitizeReference).filter(Boolean);
+}
 
 function newId() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -29,7 +61,7 @@ export function newConversation(settings = DEFAULT_SETTINGS) {
     title: "New chat",
     created: now,
     updated: now,
-    settings: { ...DEFAULT_SETTINGS, ...settings },
+    settings: { ...DEFAULT_SETTINGS, ...settings, docs: [...(settings.docs || [])] },
     messages: [],
   };
 }
@@ -40,17 +72,23 @@ function sanitizeMessage(m) {
   const out = { role: m.role, content: typeof m.content === "string" ? m.content : "" };
   if (m.stats && typeof m.stats === "object") out.stats = m.stats;
   if (typeof m.title === "string") out.title = m.title;
+  if (m.role === "assistant" && Array.isArray(m.references) && m.references.length) {
+    out.references = sanitizeReferences(m.references);
+  }
   return out;
 }
 
 function sanitizeConversation(c) {
   if (!c || typeof c !== "object" || typeof c.id !== "string") return null;
-  const settings = { ...DEFAULT_SETTINGS };
+  const settings = { ...DEFAULT_SETTINGS, docs: [] };
   const s = c.settings || {};
   if (typeof s.model === "string") settings.model = s.model;
   if (typeof s.system === "string") settings.system = s.system;
   if (Number.isFinite(s.temperature)) settings.temperature = s.temperature;
   if (s.max_tokens === null || Number.isInteger(s.max_tokens)) settings.max_tokens = s.max_tokens;
+  if (Array.isArray(s.docs)) {
+    settings.docs = [...new Set(s.docs.filter((d) => typeof d === "string" && d))].slice(0, 8);
+  }
   return {
     id: c.id,
     title: typeof c.title === "string" && c.title.trim() ? c.title : "New chat",
