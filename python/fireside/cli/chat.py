@@ -147,10 +147,13 @@ class ChatLoop:
         result = self.session.last_result
         if self.stats and result is not None:
             t = result.timings
+            threads = f"{t.n_threads} threads"
+            if t.n_threads_batch != t.n_threads:
+                threads += f", prompt on {t.n_threads_batch}"
             _info(
                 f"({result.usage.completion_tokens} tokens, {t.tokens_per_second:.1f} tokens/s, "
                 f"first token after {t.time_to_first_token_ms:.0f} ms, "
-                f"prompt {result.usage.prompt_tokens} tokens)"
+                f"prompt {result.usage.prompt_tokens} tokens, {threads})"
             )
 
     def loop(self) -> None:

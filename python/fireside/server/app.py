@@ -50,7 +50,6 @@ def create_app(
     (:mod:`fireside.server.origins`); run it with :func:`fireside.server.http11.uvicorn_config`
     so that even malformed HTTP is answered in OpenAI's shape. Loading happens here, so errors surface before a port is bound.
     """
-    from fireside.defaults import default_n_threads
     from fireside.model import Model
     from fireside.server.engine import Engine
     from fireside.server.metrics import Metrics
@@ -60,7 +59,7 @@ def create_app(
         config = ServerConfig(**options)
     elif options:
         raise TypeError("give a ServerConfig or keyword options, not both")
-    n_threads = config.n_threads or default_n_threads()
+    n_threads = config.n_threads  # None: "auto"
     owns = not isinstance(model, Model)
     loaded: Model
     if owns:
@@ -83,7 +82,7 @@ def create_app(
             parallel=config.parallel,
             n_ctx_seq=_slot_context(loaded, config),
             n_batch=config.n_batch,
-            n_threads=n_threads,
+            n_threads=n_threads or "auto",
             max_queue=config.max_queue,
             metrics=metrics,
         )

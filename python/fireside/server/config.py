@@ -28,7 +28,8 @@ class ServerConfig:
         max_tokens: the largest ``max_tokens`` a request may ask for (``None``: the slot
             context).
         max_embedding_inputs: the most texts one embeddings request may send.
-        n_threads: CPU threads (``None``: the physical cores).
+        n_threads: CPU threads (``None``: ``"auto"``, up to the physical cores, fewer
+            while other processes keep cores busy; see :mod:`fireside.generation.threads`).
         n_batch: the most tokens evaluated in one decode step.
         n_gpu_layers: layers to offload to a GPU (``None``: all when one is available).
         chat_template: a Jinja template or built-in template name overriding the model's.

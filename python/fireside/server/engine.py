@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from fireside.errors import ContextLengthError, FiresideError
 from fireside.generation.results import Usage
+from fireside.generation.threads import ThreadPolicy, ThreadSetting
 from fireside.server.jobs import Done, Job, Outbox
 from fireside.server.metrics import Metrics
 from fireside.server.slots import Slot
@@ -59,7 +60,10 @@ class Engine:
         parallel: sequences decoded together (slots).
         n_ctx_seq: context of each slot in tokens (prompt plus completion).
         n_batch: the most tokens evaluated in one step.
-        n_threads: CPU threads for decoding (0: the physical cores).
+        n_threads: CPU threads for decoding: a number (0: the physical cores), or
+            ``"auto"``: chosen by one :class:`~fireside.generation.threads.ThreadPolicy`
+            for the whole engine from the machine's load and the step times.
+        thread_policy: a policy to use instead (tests inject one with their own load).
         max_queue: jobs that may wait for a slot; more are refused with
             :class:`QueueFullError`.
         metrics: where to count (a new :class:`Metrics` by default).
@@ -72,9 +76,10 @@ class Engine:
         parallel: int = 4,
         n_ctx_seq: int = 4096,
         n_batch: int = 512,
-        n_threads: int = 0,
+        n_threads: ThreadSetting | int = 0,
         max_queue: int = 64,
         metrics: Metrics | None = None,
+        thread_policy: ThreadPolicy | None = None,
     ) -> None:
         from fireside import _core
 
@@ -86,6 +91,16 @@ class Engine:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if thread_policy is None:
+            if n_threads == 0:
+                from fireside.defaults import default_n_threads
+
+                n_threads = default_n_threads()
+            # generation steps are multi-token batches: llama.cpp runs them on the batch count
+            thread_policy = ThreadPolicy(n_threads, batched=True)
+        self.threads = thread_policy
+        """The engine's thread policy (one for all requests)."""
+        self._record = thread_policy.record if thread_policy.auto else None
         self.model = model
         self.ctx = _core.Context(
             model,
@@ -93,14 +108,15 @@ class Engine:
             n_batch=n_batch,
             n_ubatch=min(n_batch, 512),
             n_seq_max=parallel,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
+            n_threads=thread_policy.n_threads,
+            n_threads_batch=thread_policy.n_threads_batch,
             kv_unified=False,
         )
         self.n_ctx_seq = self.ctx.n_ctx_seq
         self.n_batch = self.ctx.n_batch
         self.max_queue = max_queue
         self.metrics = metrics or Metrics()
+        self.metrics.watch_threads(thread_policy.stats)
         self.slots = [Slot(i, model) for i in range(parallel)]
         self._cond = threading.Condition()
         self._outbox = Outbox()  # events of a step, delivered together (scheduler thread)
@@ -196,10 +212,14 @@ class Engine:
         try:
             while True:
                 with self._cond:
+                    idle = False
                     while not (self._stopping or self._waiting or self.active_slots):
+                        idle = True
                         self._cond.wait()
                     if self._stopping:
                         break
+                if idle and self._record is not None:
+                    self.threads.begin()  # measure the machine's load afresh
                 self._reap_cancelled()
                 self._admit()
                 if self.active_slots:
@@ -283,6 +303,7 @@ class Engine:
         for slot in self.slots:  # generating: one token each
             if slot.job is not None and slot.next_token is not None:
                 put(slot, [slot.next_token], True)
+        n_generating = len(tokens)
         prefilling = sorted(
             (slot for slot in self.slots if slot.prefilling),
             key=lambda s: s.job.id,  # type: ignore[union-attr]
@@ -297,7 +318,12 @@ class Engine:
             put(slot, chunk, start + len(chunk) == len(prompt))
 
         try:
+            t_step = time.perf_counter()
             self.ctx.decode(tokens, positions=positions, seq_ids=seq_ids, logits=logits)
+            # the thread policy learns from generation-only steps (prompt chunks vary)
+            record = self._record if n_generating == len(tokens) else None
+            if record is not None and record(time.perf_counter() - t_step, n_generating):
+                self.ctx.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
         except FiresideError as error:  # context full, llama.cpp failure: fail this batch
             log.warning("decode failed for %d sequences: %s", len(added), error)
             for slot, _ in added:
