@@ -83,6 +83,11 @@ class TemplateError(FiresideError, ValueError):
     """A chat template failed to render (syntax error, sandbox violation, raise_exception)."""
 
 
+class ToolError(FiresideError, ValueError):
+    """A tool definition, ``tool_choice`` or tool-call message is invalid, or a template
+    cannot render tools."""
+
+
 class ModelNotFoundError(FiresideError, LookupError):
     """A model name is neither a local file nor known to the catalog."""
 

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import itertools
 import json
 import re
 import string
 import time
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -291,6 +293,8 @@ def _tojson(
         raise TemplateError("tojson indent must be between 0 and 16")
     seps = separators if separators is not None else (", ", ": ")
     limit = budget().value_limit
+    if isinstance(value, types.GeneratorType):  # `map`/`select` results, as lists (minja)
+        value = list(itertools.islice(value, limit + 1))
     if _json_size(value, int(indent or 0), sum(len(str(x)) for x in seps), limit) > limit:
         raise TemplateError("the chat template serialises a too large value")
     return json.dumps(

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from fireside.chat.template_caps import TemplateCapabilities, probe_capabilities
 from fireside.chat.template_pool import shared_pool
-from fireside.errors import TemplateError
+from fireside.chat.tools import ToolLike, check_tool_messages, check_tools
+from fireside.errors import TemplateError, ToolError
 
 if TYPE_CHECKING:
     from fireside import _core
@@ -84,6 +86,7 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
         self.name = name
+        self._capabilities: TemplateCapabilities | None = None
         try:
             source.encode("utf-8")
         except UnicodeEncodeError as e:
@@ -116,22 +119,88 @@ class ChatTemplate:
         """The prompt text for ``messages`` (dicts with ``role`` and ``content``).
 
         ``add_generation_prompt`` appends the opening of an assistant turn. ``tools`` (JSON
-        schemas of functions) and ``extra`` variables (``enable_thinking``, ``documents``,
-        ...) are passed to the template. Raises ``ValueError`` for malformed messages and
+        schemas of functions, passed as they are: :meth:`render_tools` checks them) and
+        ``extra`` variables (``enable_thinking``, ``documents``, ...) are passed to the
+        template. Raises ``ValueError`` for malformed messages and
         :class:`~fireside.errors.TemplateError` when the template fails, including its own
         ``raise_exception(...)`` (with the template's message) and a render that
         overruns the time limit. The variables must be plain data (they are sent to a
         worker process); others raise ``TypeError``.
         """
+        tool_list = [dict(t) for t in tools] if tools is not None else None
+        return self._render(_check_messages(messages), add_generation_prompt, tool_list, extra)
+
+    def render_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        add_generation_prompt: bool = True,
+        **extra: Any,
+    ) -> str:
+        """Like :meth:`render`, for a conversation with tools and tool calls.
+
+        ``tools`` (OpenAI-shaped definitions or Python functions) are checked by
+        :func:`~fireside.chat.tools.check_tools`, and the messages by
+        :func:`~fireside.chat.tools.check_tool_messages` (a ``tool_call_id`` must name an
+        earlier call); call arguments reach the template as it needs them (JSON text or an
+        object, see :attr:`capabilities`) and a call's ``content: None`` as ``""``. A
+        template that does not show the tools or the calls it is given raises
+        :class:`~fireside.errors.ToolError`.
+        """
+        checked = _check_messages(messages)
+        tool_list = check_tools(tools) or None
+        if tool_list or any(m.get("tool_calls") or m["role"] == "tool" for m in checked):
+            checked = self._tool_messages(checked, tool_list)
+        return self._render(checked, add_generation_prompt, tool_list, extra)
+
+    def _render(
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool,
+        tools: list[dict[str, Any]] | None,
+        extra: Mapping[str, Any],
+    ) -> str:
         variables = {
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
             **extra,
-            "messages": _check_messages(messages),
+            "messages": messages,
             "add_generation_prompt": bool(add_generation_prompt),
-            "tools": list(tools) if tools is not None else None,
+            "tools": tools,
         }
         return shared_pool().render(self.source, variables, self._label)
+
+    @property
+    def capabilities(self) -> TemplateCapabilities:
+        """What this template renders of tools and calls (probed once, by rendering)."""
+        if self._capabilities is None:
+            self._capabilities = probe_capabilities(
+                lambda messages, *, add_generation_prompt, tools: self._render(
+                    _check_messages(messages), add_generation_prompt, tools, {}
+                )
+            )
+        return self._capabilities
+
+    def _tool_messages(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]]:
+        caps = self.capabilities
+        if tools and not caps.supports_tools:
+            raise ToolError(
+                f"chat template {self._label} cannot render tools: it never shows the "
+                "'tools' it is given (use a template made for tool calling)"
+            )
+        messages = check_tool_messages(messages)
+        calls = [m for m in messages if m.get("tool_calls")]
+        if calls and not caps.supports_tool_calls and not caps.probe_failed:
+            raise ToolError(f"chat template {self._label} cannot render an assistant's tool_calls")
+        for message in calls:
+            if message.get("content") is None:  # OpenAI's null: most templates want text
+                message["content"] = ""
+            if caps.requires_object_arguments:
+                message["tool_calls"] = [_object_arguments(c) for c in message["tool_calls"]]
+        return messages
 
     # -- construction -----------------------------------------------------------------
 
@@ -189,6 +258,12 @@ def _token_text(model: _core.Model, token: int) -> str:
     if token < 0:
         return ""
     return model.token_to_piece(token, special=True).decode("utf-8", errors="replace")
+
+
+def _object_arguments(call: dict[str, Any]) -> dict[str, Any]:
+    function = dict(call["function"])
+    function["arguments"] = json.loads(function["arguments"])
+    return {**call, "function": function}
 
 
 def _check_messages(messages: Any) -> list[dict[str, Any]]:
