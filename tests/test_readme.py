@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.answers_corpus import minilm_gguf
 from tests.rpc.conftest import start_worker
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -19,11 +20,18 @@ def test_readme_has_python_examples() -> None:
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(
-    code: str, model_path: Path, capsys: pytest.CaptureFixture[str]
+    code: str,
+    model_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     if "OpenAI(" in code:
         pytest.skip("needs a running server: tests/server covers the OpenAI client")
     code = code.replace('"smollm2-135m-instruct"', repr(str(model_path)))
+    if "Collection(" in code:  # LocalDocs: collections in a fresh cache, the real embedder
+        monkeypatch.setenv("FIRESIDE_CACHE_DIR", str(tmp_path))
+        code = code.replace('"all-minilm-l6-v2"', repr(str(minilm_gguf())))
     workers = []
     try:
         # the RPC example's workers: real ones on loopback in place of the example addresses
