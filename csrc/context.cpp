@@ -342,19 +342,26 @@ py::tuple logprobs(Context& self, int32_t index, llama_token token, int top_n) {
     if (top_n < 0) throw py::value_error("top_n must be >= 0");
     const float* x = llama_get_logits_ith(ctx, index);
     if (x == nullptr) throw py::index_error("no logits at index " + std::to_string(index));
-    float max = *std::max_element(x, x + n_vocab);
-    double sum = 0.0;
-    for (int32_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(x[i] - max));
-    const double log_z = static_cast<double>(max) + std::log(sum);
-    py::list top;
-    if (top_n > 0) {
-        std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
-        std::iota(ids.begin(), ids.end(), 0);
-        const size_t k = std::min<size_t>(static_cast<size_t>(top_n), ids.size());
-        std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                          [x](int32_t a, int32_t b) { return x[a] > x[b]; });
-        for (size_t i = 0; i < k; ++i) top.append(py::make_tuple(ids[i], static_cast<double>(x[ids[i]]) - log_z));
+    // A softmax and a partial sort over the whole vocabulary: without the GIL.
+    double log_z = 0.0;
+    std::vector<int32_t> ids;
+    size_t k = 0;
+    {
+        py::gil_scoped_release release;
+        float max = *std::max_element(x, x + n_vocab);
+        double sum = 0.0;
+        for (int32_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(x[i] - max));
+        log_z = static_cast<double>(max) + std::log(sum);
+        if (top_n > 0) {
+            ids.resize(static_cast<size_t>(n_vocab));
+            std::iota(ids.begin(), ids.end(), 0);
+            k = std::min<size_t>(static_cast<size_t>(top_n), ids.size());
+            std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+                              [x](int32_t a, int32_t b) { return x[a] > x[b]; });
+        }
     }
+    py::list top;
+    for (size_t i = 0; i < k; ++i) top.append(py::make_tuple(ids[i], static_cast<double>(x[ids[i]]) - log_z));
     return py::make_tuple(static_cast<double>(x[token]) - log_z, top);
 }
 
@@ -537,9 +544,12 @@ On failure the cache holds no part of the batch.)pbdoc")
              [](Context& self) {
                  auto g = self.lock();
                  llama_context* ctx = self.get();
-                 std::string buf(llama_state_get_size(ctx), '\0');
-                 size_t n = llama_state_get_data(ctx, reinterpret_cast<uint8_t*>(buf.data()), buf.size());
-                 buf.resize(n);
+                 std::string buf;
+                 {
+                     py::gil_scoped_release release;
+                     buf.resize(llama_state_get_size(ctx));
+                     buf.resize(llama_state_get_data(ctx, reinterpret_cast<uint8_t*>(buf.data()), buf.size()));
+                 }
                  return py::bytes(buf);
              })
         .def(
@@ -548,8 +558,13 @@ On failure the cache holds no part of the batch.)pbdoc")
                 std::string_view view = data;
                 auto g = self.lock();
                 self.forget_outputs();
-                if (llama_state_set_data(self.get(), reinterpret_cast<const uint8_t*>(view.data()), view.size()) == 0)
-                    throw py::value_error("invalid state data for this context");
+                llama_context* ctx = self.get();
+                size_t read = 0;
+                {
+                    py::gil_scoped_release release;  // `data` stays alive: the caller holds it
+                    read = llama_state_set_data(ctx, reinterpret_cast<const uint8_t*>(view.data()), view.size());
+                }
+                if (read == 0) throw py::value_error("invalid state data for this context");
             },
             py::arg("data"))
         .def(
@@ -557,8 +572,13 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::object& path, const std::vector<llama_token>& tokens) {
                 std::string p = fspath(path);
                 auto g = self.lock();
-                if (!llama_state_save_file(self.get(), p.c_str(), tokens.data(), tokens.size()))
-                    raise_os_error(PyExc_OSError, EIO, p);
+                llama_context* ctx = self.get();
+                bool saved = false;
+                {
+                    py::gil_scoped_release release;  // file I/O
+                    saved = llama_state_save_file(ctx, p.c_str(), tokens.data(), tokens.size());
+                }
+                if (!saved) raise_os_error(PyExc_OSError, EIO, p);
             },
             py::arg("path"), py::arg("tokens") = std::vector<llama_token>{})
         .def(
@@ -566,11 +586,16 @@ On failure the cache holds no part of the batch.)pbdoc")
             [](Context& self, const py::object& path) {
                 std::string p = fspath(path);
                 auto g = self.lock();
-                std::vector<llama_token> tokens(llama_n_ctx(self.get()));
+                llama_context* ctx = self.get();
+                std::vector<llama_token> tokens(llama_n_ctx(ctx));
                 size_t count = 0;
                 self.forget_outputs();
-                if (!llama_state_load_file(self.get(), p.c_str(), tokens.data(), tokens.size(), &count))
-                    throw py::value_error("cannot restore the state file " + p + " into this context");
+                bool loaded = false;
+                {
+                    py::gil_scoped_release release;  // file I/O
+                    loaded = llama_state_load_file(ctx, p.c_str(), tokens.data(), tokens.size(), &count);
+                }
+                if (!loaded) throw py::value_error("cannot restore the state file " + p + " into this context");
                 tokens.resize(count);
                 return tokens;
             },
@@ -581,9 +606,12 @@ On failure the cache holds no part of the batch.)pbdoc")
                 auto g = self.lock();
                 self.check_seq(s);
                 llama_context* ctx = self.get();
-                std::string buf(llama_state_seq_get_size(ctx, s), '\0');
-                size_t n = llama_state_seq_get_data(ctx, reinterpret_cast<uint8_t*>(buf.data()), buf.size(), s);
-                buf.resize(n);
+                std::string buf;
+                {
+                    py::gil_scoped_release release;
+                    buf.resize(llama_state_seq_get_size(ctx, s));
+                    buf.resize(llama_state_seq_get_data(ctx, reinterpret_cast<uint8_t*>(buf.data()), buf.size(), s));
+                }
                 return py::bytes(buf);
             },
             py::arg("seq_id"))
@@ -596,9 +624,11 @@ On failure the cache holds no part of the batch.)pbdoc")
                 self.forget_outputs();
                 size_t read = 0;
                 std::string reason;
+                llama_context* ctx = self.get();
                 {
+                    py::gil_scoped_release release;  // `data` stays alive: the caller holds it
                     LogCapture capture;
-                    read = llama_state_seq_set_data(self.get(), reinterpret_cast<const uint8_t*>(view.data()), view.size(), s);
+                    read = llama_state_seq_set_data(ctx, reinterpret_cast<const uint8_t*>(view.data()), view.size(), s);
                     reason = capture.reason();
                 }
                 flush_logs();
@@ -612,8 +642,13 @@ On failure the cache holds no part of the batch.)pbdoc")
                 std::string p = fspath(path);
                 auto g = self.lock();
                 self.check_seq(s);
-                if (llama_state_seq_save_file(self.get(), p.c_str(), s, tokens.data(), tokens.size()) == 0)
-                    raise_os_error(PyExc_OSError, EIO, p);
+                llama_context* ctx = self.get();
+                size_t written = 0;
+                {
+                    py::gil_scoped_release release;  // file I/O
+                    written = llama_state_seq_save_file(ctx, p.c_str(), s, tokens.data(), tokens.size());
+                }
+                if (written == 0) raise_os_error(PyExc_OSError, EIO, p);
             },
             py::arg("path"), py::arg("seq_id"), py::arg("tokens") = std::vector<llama_token>{})
         .def(
@@ -622,13 +657,15 @@ On failure the cache holds no part of the batch.)pbdoc")
                 std::string p = fspath(path);
                 auto g = self.lock();
                 self.check_seq(s);
-                std::vector<llama_token> tokens(llama_n_ctx(self.get()));
+                llama_context* ctx = self.get();
+                std::vector<llama_token> tokens(llama_n_ctx(ctx));
                 size_t count = 0, read = 0;
                 self.forget_outputs();
                 std::string reason;
                 {
+                    py::gil_scoped_release release;  // file I/O
                     LogCapture capture;
-                    read = llama_state_seq_load_file(self.get(), p.c_str(), s, tokens.data(), tokens.size(), &count);
+                    read = llama_state_seq_load_file(ctx, p.c_str(), s, tokens.data(), tokens.size(), &count);
                     reason = capture.reason();
                 }
                 flush_logs();

@@ -269,7 +269,7 @@ llama_sampler* init_bounded_grammar(const llama_vocab* vocab, const std::string&
     error = check_grammar_text(grammar);
     if (!error.empty()) return nullptr;
     llama_grammar_parser parser(vocab);
-    if (!parser.parse(grammar.c_str()) || parser.rules.empty()) return nullptr;  // reason: on stderr
+    if (!parser.parse(grammar.c_str()) || parser.rules.empty()) return nullptr;  // reason: in llama.cpp's log
     auto root_it = parser.symbol_ids.find(root);
     if (root_it == parser.symbol_ids.end()) {
         error = "the grammar has no '" + root + "' rule to start from";

@@ -22,7 +22,7 @@ public:
 
 // Check, parse and build a bounded grammar stage. Returns nullptr with `error` set when
 // the grammar is refused (a limit, a syntax error, no `root` rule, left recursion).
-// llama.cpp's parser explains syntax errors on stderr: the caller captures it.
+// llama.cpp's parser explains syntax errors in its log: the caller captures it.
 llama_sampler* init_bounded_grammar(const llama_vocab* vocab, const std::string& grammar, const std::string& root,
                                     std::string& error);
 

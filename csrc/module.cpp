@@ -4,6 +4,7 @@
 #include "backend.h"
 #include "context.h"
 #include "errors.h"
+#include "json_schema.h"
 #include "logging.h"
 #include "lora.h"
 #include "model.h"
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
     fireside::register_lora(m);
     fireside::register_context(m);
     fireside::register_sampler(m);
+    fireside::register_json_schema(m);
 }

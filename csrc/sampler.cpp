@@ -5,7 +5,6 @@
 #include "grammar.h"
 #include "grammar_check.h"
 #include "logging.h"
-#include "stderr_capture.h"
 
 #include <pybind11/stl.h>
 
@@ -13,6 +12,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -60,7 +60,18 @@ public:
     const llama_vocab* vocab() const { return llama_model_get_vocab(model_.get()); }
     int32_t n_vocab() const { return llama_vocab_n_tokens(vocab()); }
 
+    // sample() and accept() run without the GIL: one call on a Sampler at a time.
+    std::unique_lock<std::mutex> lock() const {
+        std::unique_lock<std::mutex> guard(mutex_, std::try_to_lock);
+        if (!guard.owns_lock()) {
+            py::gil_scoped_release release;
+            guard.lock();
+        }
+        return guard;
+    }
+
     void add(llama_sampler* stage, bool selects = false, bool is_grammar = false) {
+        auto own = lock();
         llama_sampler* chain = get();
         if (has_selector_) {
             llama_sampler_free(stage);
@@ -85,25 +96,26 @@ public:
         llama_sampler* chain = get();
         if (!has_selector_)
             throw py::value_error("the sampler chain has no selecting stage: end it with add_greedy() or add_dist()");
+        auto own = lock();
         auto guard = context.lock();
         llama_context* ctx = context.get();
         if (context.model() != model_) throw py::value_error("this Sampler was built for another model");
         context.check_output_index(index);
-        if (only_bias_and_greedy_) {
-            llama_token token = argmax(llama_get_logits_ith(ctx, index));
-            llama_sampler_accept(chain, token);
-            return token;
-        }
-        if (grammar_stages_.empty()) return llama_sampler_sample(chain, ctx, index);
-        // A grammar's work is bounded but not small: do it without the GIL.
+        // Every path below touches the whole vocabulary (a grammar's work is bounded but not
+        // small, and its fallback checks every token): without the GIL.
         std::string failure;
         llama_token token = LLAMA_TOKEN_NULL;
         {
             py::gil_scoped_release release;
             try {
-                if (grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_)
-                    token = sample_grammar_last(ctx, index);
-                if (token == LLAMA_TOKEN_NULL) token = llama_sampler_sample(chain, ctx, index);
+                if (only_bias_and_greedy_) {
+                    token = argmax(llama_get_logits_ith(ctx, index));
+                    llama_sampler_accept(chain, token);
+                } else {
+                    if (!grammar_stages_.empty() && grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_)
+                        token = sample_grammar_last(ctx, index);
+                    if (token == LLAMA_TOKEN_NULL) token = llama_sampler_sample(chain, ctx, index);
+                }
             } catch (const GrammarFailure& e) {
                 failure = e.what();
             }
@@ -118,6 +130,7 @@ public:
     void accept(llama_token token) {
         llama_sampler* chain = get();
         if (token < 0 || token >= n_vocab()) throw py::value_error("token id " + std::to_string(token) + " is out of range");
+        auto own = lock();
         std::string failure;
         bool allowed = true;
         {
@@ -155,7 +168,10 @@ public:
 
     bool has_mirostat_ = false;
 
-    void close() { chain_.reset(); }
+    void close() {
+        auto own = lock();
+        chain_.reset();
+    }
 
 private:
     // Greedy decoding (with logit biases at most) is an argmax: llama.cpp's chain would first
@@ -203,6 +219,7 @@ private:
     std::vector<llama_token_data> candidates_;
     std::vector<float> scratch_;
     bool has_selector_ = false;
+    mutable std::mutex mutex_;  // not copied: a clone has its own
     std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> chain_{nullptr, llama_sampler_free};
 };
 
@@ -212,14 +229,12 @@ Sampler& add_grammar(Sampler& self, const std::string& grammar, const std::strin
     llama_sampler* stage = nullptr;
     std::string reason;
     {
-        // Checking, parsing and building may take a while: without the GIL, and with the
-        // captures inside, since the stderr capture holds a process-wide lock.
+        // Checking, parsing and building may take a while: without the GIL. llama.cpp's
+        // parser explains a syntax error in its log (vendor/patches/log-not-stderr.patch).
         py::gil_scoped_release release;
         LogCapture capture;
-        StderrCapture stderr_capture;  // llama.cpp's grammar parser explains errors on stderr
         stage = init_bounded_grammar(vocab, grammar, root, reason);
-        std::string printed = stderr_capture.finish();
-        if (reason.empty()) reason = printed.empty() ? capture.reason() : printed;
+        if (reason.empty()) reason = capture.reason();
     }
     flush_logs();
     if (stage == nullptr) raise_error("GrammarError", "invalid grammar: " + (reason.empty() ? "llama.cpp rejected it" : reason));
@@ -378,8 +393,8 @@ void register_sampler(py::module_& m) {
              "Pick a token from the logits at batch ``index`` of the last decode and accept it.")
         .def("accept", &Sampler::accept, py::arg("token"),
              "Tell the stateful stages (penalties, grammar, ...) about a token chosen elsewhere.")
-        .def("reset", [](Sampler& s) { llama_sampler_reset(s.get()); })
-        .def("clone", [](const Sampler& s) { return Sampler(s); })
+        .def("reset", [](Sampler& s) { auto own = s.lock(); llama_sampler_reset(s.get()); })
+        .def("clone", [](const Sampler& s) { auto own = s.lock(); return Sampler(s); })
         .def("close", &Sampler::close);
 }
 

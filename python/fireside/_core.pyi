@@ -77,6 +77,11 @@ def flush_logs() -> None:
     are flushed automatically after each native call; this forces it.
     """
 
+def json_schema_to_grammar(schema_json: str) -> str:
+    """GBNF for a JSON schema given as JSON text, by llama.cpp's own converter (the one
+    llama-server uses); GrammarError when it is invalid, unsupported, or enforceable only
+    in part. Runs without the GIL."""
+
 def rpc_add_server(endpoint: str) -> list[Device]:
     """Register a remote ggml RPC server (``host:port``); returns its devices.
 
