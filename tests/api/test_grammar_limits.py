@@ -166,10 +166,13 @@ def test_a_50000_value_enum_is_refused_naming_the_limit() -> None:
 
 
 def test_a_1000_value_enum_is_a_prefix_tree_and_generates(model: Model) -> None:
+    # llama.cpp writes an enum as one alternative per value, which runs out of the
+    # per-token budget from a few dozen values that share a beginning; fireside hands
+    # string enums to llama.cpp's converter as a prefix-tree `pattern` instead.
     values = [f"option number {i}" for i in range(1000)]
     schema = {"enum": values}
     grammar = json_schema_to_grammar(schema)
-    assert len(grammar) < 2000  # shared beginnings are written once
+    assert grammar.count("option number") == 1  # shared beginnings are written once
     result = model.generate("Pick one:", json_schema=schema, max_tokens=16, temperature=0)
     assert json.loads(result.text) in values
 
@@ -196,7 +199,7 @@ def test_huge_number_bounds_do_not_nest_the_grammar_past_its_limit(model: Model)
     schema = {"type": "integer", "minimum": -(10**300), "maximum": 10**300}
     result = model.generate("Number:", json_schema=schema, max_tokens=20, temperature=0)
     assert isinstance(json.loads(result.text), int)
-    with pytest.raises(GrammarError, match="16 digits"):
+    with pytest.raises(GrammarError, match="16 digits"):  # llama.cpp would loosen it
         json_schema_to_grammar({"type": "integer", "minimum": 10**20})
 
 
