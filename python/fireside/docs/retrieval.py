@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from fireside.docs import bm25
 from fireside.docs.fusion import reciprocal_rank_fusion
 
 if TYPE_CHECKING:
@@ -80,19 +81,27 @@ STOPWORDS = frozenset(
 every chunk, and each match costs BM25 time)."""
 
 
+def query_words(text: str) -> list[str]:
+    """The distinct lower-case words of ``text`` that keyword search looks for: common
+    English words left out when others remain, at most :data:`MAX_QUERY_TERMS`."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+    words = [w for w in words if w not in STOPWORDS] or words
+    return words[:MAX_QUERY_TERMS]
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 expression matching any word of ``text`` (each quoted: no FTS5 syntax from
     the user gets through), or None when ``text`` has no words."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
-    words = [w for w in words if w not in STOPWORDS] or words
-    words = words[:MAX_QUERY_TERMS]
+    words = query_words(text)
     return " OR ".join(f'"{w}"' for w in words) if words else None
 
 
 def keyword_search(store: Store, text: str, n: int) -> list[tuple[int, float]]:
-    """``(chunk id, BM25 score)`` of the ``n`` best keyword matches."""
-    match = fts_query(text)
-    return store.keyword(match, n) if match else []
+    """``(chunk id, BM25 score)`` of the ``n`` best keyword matches (FTS5's ranking of
+    :func:`fts_query`, computed without scoring every chunk a common word is in: see
+    :mod:`fireside.docs.bm25`)."""
+    words = query_words(text)
+    return bm25.top(store, words, n) if words else []
 
 
 def vector_search(store: Store, query: npt.NDArray[np.float32], n: int) -> list[tuple[int, float]]:
