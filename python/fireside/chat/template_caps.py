@@ -43,8 +43,8 @@ def _tool() -> dict[str, Any]:
             "description": "A probe.",
             "parameters": {
                 "type": "object",
-                "properties": {_ARG_NEEDLE: {"type": "string", "description": "A needle."}},
-                "required": [_ARG_NEEDLE],
+                "properties": {"value": {"type": "string", "description": "A value."}},
+                "required": ["value"],
             },
         },
     }

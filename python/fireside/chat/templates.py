@@ -144,9 +144,10 @@ class ChatTemplate:
         :func:`~fireside.chat.tools.check_tools`, and the messages by
         :func:`~fireside.chat.tools.check_tool_messages` (a ``tool_call_id`` must name an
         earlier call); call arguments reach the template as it needs them (JSON text or an
-        object, see :attr:`capabilities`) and a call's ``content: None`` as ``""``. A
-        template that does not show the tools or the calls it is given raises
-        :class:`~fireside.errors.ToolError`.
+        object, see :attr:`capabilities`) and a call's ``content: None`` as ``""``; a
+        template that does not show calls gets them as JSON text in the message's content
+        (``{"tool_calls": [...]}``, as llama.cpp's minja does). A template that does not
+        show the tools it is given raises :class:`~fireside.errors.ToolError`.
         """
         checked = _check_messages(messages)
         tool_list = check_tools(tools) or None
@@ -193,12 +194,12 @@ class ChatTemplate:
             )
         messages = check_tool_messages(messages)
         calls = [m for m in messages if m.get("tool_calls")]
-        if calls and not caps.supports_tool_calls and not caps.probe_failed:
-            raise ToolError(f"chat template {self._label} cannot render an assistant's tool_calls")
         for message in calls:
             if message.get("content") is None:  # OpenAI's null: most templates want text
                 message["content"] = ""
-            if caps.requires_object_arguments:
+            if not caps.supports_tool_calls and not caps.probe_failed:
+                _calls_into_content(message)  # as minja does: the calls as JSON text
+            elif caps.requires_object_arguments:
                 message["tool_calls"] = [_object_arguments(c) for c in message["tool_calls"]]
         return messages
 
@@ -258,6 +259,20 @@ def _token_text(model: _core.Model, token: int) -> str:
     if token < 0:
         return ""
     return model.token_to_piece(token, special=True).decode("utf-8", errors="replace")
+
+
+def _calls_into_content(message: dict[str, Any]) -> None:
+    calls = [
+        {
+            "id": c["id"],
+            "name": c["function"]["name"],
+            "arguments": json.loads(c["function"]["arguments"]),
+        }
+        for c in message.pop("tool_calls")
+    ]
+    text = json.dumps({"tool_calls": calls}, ensure_ascii=False, indent=2)
+    content = message.get("content")
+    message["content"] = f"{content}\n{text}" if isinstance(content, str) and content else text
 
 
 def _object_arguments(call: dict[str, Any]) -> dict[str, Any]:

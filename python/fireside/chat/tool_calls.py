@@ -61,6 +61,8 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 _ALNUM = string.ascii_letters + string.digits
+MAX_PARALLEL_CALLS = 4
+"""The most calls a forced-call grammar lets one reply make (``parallel_tool_calls``)."""
 
 
 def new_call_id(family: Family | None = None) -> str:
@@ -611,7 +613,7 @@ def tool_call_grammar(
     to that function, or to any of ``tools``; its arguments are JSON valid for the
     function's ``parameters`` (through :func:`~fireside.generation.json_schema.
     json_schema_to_grammar`, whose limits apply). With ``parallel_tool_calls``, more
-    calls may follow the first. Raises :class:`~fireside.errors.ToolError` when the
+    calls (up to :data:`MAX_PARALLEL_CALLS`) may follow the first. Raises :class:`~fireside.errors.ToolError` when the
     choice does not force a call, and :class:`~fireside.errors.GrammarError` for a
     parameter schema the converter cannot enforce.
     """
@@ -655,12 +657,12 @@ def _call_rule(family: str, name: str, args: str) -> str:
 
 def _root_rule(family: str, parallel: bool) -> str:
     if family == "mistral":
-        more = ' ( ", " call )*' if parallel else ""
+        more = f' ( ", " call ){{0,{MAX_PARALLEL_CALLS - 1}}}' if parallel else ""
         return f'"[TOOL_CALLS][" call{more} "]"'
     if family == "generic":
-        return '"[" call ( ", " call )* "]"' if parallel else "call"
+        return f'"[" call ( ", " call ){{0,{MAX_PARALLEL_CALLS - 1}}} "]"' if parallel else "call"
     separator = {"llama3": '"; "', "functionary-v3.2": '">>>"'}.get(family, '"\\n"')
-    return f"call ( {separator} call )*" if parallel else "call"
+    return f"call ( {separator} call ){{0,{MAX_PARALLEL_CALLS - 1}}}" if parallel else "call"
 
 
 def _literal(text: str) -> str:
