@@ -62,8 +62,11 @@ def test_models_store_commands(cli_env: dict[str, str], model_path: Path) -> Non
     names = {row["name"] for row in rows}
     assert "smollm2-135m-instruct" in names
     assert not any(row["downloaded"] for row in rows)  # an empty, isolated store
-    table = fireside(cli_env, "list")
-    assert "smollm2-135m-instruct" in table.stdout
+    table = fireside({**cli_env, "COLUMNS": "80"}, "list")
+    lines = table.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    firsts = {line.split()[0] for line in lines if line[:1].strip()}
+    assert names <= firsts  # every name whole on one line at 80 columns (copy-pasteable)
 
     shown = fireside(cli_env, "show", "smollm2-135m-instruct", "--json")
     assert shown.returncode == 0, shown.stderr

@@ -58,8 +58,9 @@ def list_(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("NAME", "KIND", "SIZE", "ON DISK", "DESCRIPTION"):
-        table.add_column(column, overflow="fold")
+    for column in ("NAME", "KIND", "SIZE", "ON DISK"):  # never wrapped: names are copied
+        table.add_column(column, no_wrap=True)
+    table.add_column("DESCRIPTION", overflow="fold", ratio=1)  # takes what width is left
     for row in rows:
         entry = row.entry
         size = entry.size if entry else (row.path.stat().st_size if row.path else None)
