@@ -32,6 +32,7 @@ def run(
     reference_dir: str | os.PathLike[str] | None = None,
     use_reference: bool = True,
     sections: Sequence[str] | None = None,
+    embedder: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Run the benchmark; returns the results and the paths of the files written.
@@ -41,10 +42,13 @@ def run(
     seconds-long smoke run (small sizes, one measured run). ``runs`` overrides the number
     of measured runs. ``sections``: a subset of ``import, load, decode, generate, chat,
     server`` (the default), or ``busy`` (:mod:`fireside.bench.busy`: a CPU hog on one core,
-    asked for by name only).
+    asked for by name only), or ``docs.index, docs.search, docs.update`` (LocalDocs,
+    :mod:`fireside.bench.docs`, by name only). ``embedder``: their embedding model (GGUF
+    path or catalog name; default: the test suite's converted all-MiniLM-L6-v2, else the
+    catalog's ``all-minilm-l6-v2``).
     """
     from fireside.bench.report import write
-    from fireside.bench.suite import ALL_SECTIONS, SECTIONS, BenchConfig, run_suite
+    from fireside.bench.suite import ALL_SECTIONS, DOCS_SECTIONS, SECTIONS, BenchConfig, run_suite
     from fireside.defaults import default_n_threads
     from fireside.model import resolve_model_path
 
@@ -61,6 +65,13 @@ def run(
         raise ValueError(
             f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(ALL_SECTIONS)}"
         )
+    embedder_path = None
+    if any(s in DOCS_SECTIONS for s in chosen):
+        embedder_path = resolve_model_path(
+            embedder if embedder is not None else _default_embedder()
+        )
+        if not embedder_path.is_file():
+            raise FileNotFoundError(f"no embedding model file at {str(embedder_path)!r}")
     if reference_dir is not None and use_reference:
         from fireside.bench.reference import TOOLS, find_reference_dir
 
@@ -75,6 +86,7 @@ def run(
         "reference_dir": Path(reference_dir) if reference_dir is not None else None,
         "use_reference": use_reference,
         "sections": chosen,
+        "embedder": embedder_path,
     }
     if runs is not None:
         options["runs"] = runs
@@ -86,15 +98,26 @@ def run(
     return results, write(results, figures, out_dir)
 
 
+def _default_embedder() -> str | Path:
+    """all-MiniLM-L6-v2: the f16 GGUF the test suite converts into its model cache, else
+    the catalog's ``all-minilm-l6-v2``."""
+    path = _test_models_dir() / "all-MiniLM-L6-v2-F16.gguf"
+    return path if path.is_file() else "all-minilm-l6-v2"
+
+
+def _test_models_dir() -> Path:
+    base = os.environ.get("FIRESIDE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fireside"
+    )
+    return Path(base) / "test-models"
+
+
 def _default_model() -> str | Path:
     """The test model (SmolLM2-135M-Instruct Q4_1): ``FIRESIDE_TEST_MODEL``, the copy the
     test suite caches, else the catalog's default model (the same file)."""
     if env := os.environ.get("FIRESIDE_TEST_MODEL"):
         return Path(env)
-    base = os.environ.get("FIRESIDE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "fireside"
-    )
-    path = Path(base) / "test-models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = _test_models_dir() / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if path.is_file():
         return path
     from fireside.hub.catalog import default_model

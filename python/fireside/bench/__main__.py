@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="measure fireside only")
     parser.add_argument(
         "--sections",
-        help=f"comma-separated subset of {','.join(ALL_SECTIONS)} (busy: only when named)",
+        help=f"comma-separated subset of {','.join(ALL_SECTIONS)} (busy, docs.*: only when named)",
+    )
+    parser.add_argument(
+        "--embedder", help="embedding GGUF of the docs.* sections (default: all-MiniLM-L6-v2)"
     )
     args = parser.parse_args(argv)
     try:
@@ -52,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             reference_dir=args.reference_dir,
             use_reference=not args.no_reference,
             sections=args.sections.split(",") if args.sections else None,
+            embedder=args.embedder,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )
     except (ValueError, FileNotFoundError) as e:

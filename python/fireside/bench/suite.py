@@ -26,7 +26,9 @@ log = logging.getLogger("fireside.bench")
 
 SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
 """The sections a plain run measures."""
-ALL_SECTIONS = (*SECTIONS, "busy")
+DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
+"""LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
+ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS)
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 
 
@@ -59,6 +61,14 @@ class BenchConfig:
     hog_command: tuple[str, ...] = HOG_COMMAND
     """The ``busy`` section's CPU hog (one core's busy loop)."""
     """The ``busy`` section also measures servers (``llama-server`` and ``fireside serve``)."""
+    embedder: Path | None = None
+    """The embedding model (GGUF) of the ``docs.*`` sections."""
+    docs_index_chunks: int = 1000
+    docs_search_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    docs_pool_vectors: int = 512
+    """Real vectors the search collection's stand-in vectors are made from."""
+    docs_queries: int = 30
+    docs_update_files: int = 5000
 
     @classmethod
     def quick_config(cls, model: Path, threads: int, out: Path, **over: Any) -> BenchConfig:
@@ -75,13 +85,18 @@ class BenchConfig:
             "server_prompt_tokens": 16,
             "import_runs": 2,
             "retries": 0,
+            "docs_index_chunks": 24,
+            "docs_search_sizes": [1500],
+            "docs_pool_vectors": 16,
+            "docs_queries": 6,
+            "docs_update_files": 60,
         }
         settings.update(over)
         return cls(model=model, threads=threads, out=out, **settings)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("model", "out", "reference_dir"):
+        for key in ("model", "out", "reference_dir", "embedder"):
             data[key] = None if data[key] is None else str(data[key])
         data["sections"] = list(self.sections)
         return data
@@ -105,6 +120,18 @@ COMPARISONS: list[tuple[str, str, str, str | None]] = [
         "reference.completion.typical",
     ),
     ("load", "model load (fresh process)", "ours.load_s", None),
+    (
+        "docs.index",
+        "LocalDocs indexing (read, chunk, embed, store) vs llama-embedding",
+        "ours.docs.index.chunks_per_s",
+        "reference.embedding.chunks_per_s",
+    ),
+    (
+        "docs.embed",
+        "Embedder.embed() of the same chunks vs llama-embedding",
+        "ours.docs.embed.chunks_per_s",
+        "reference.embedding.chunks_per_s",
+    ),
 ]
 
 
@@ -133,6 +160,9 @@ TARGETS = [
     Target("server.c8_vs_c1", "server 8 streams vs 1 stream", ">=", 1.5),
     Target("rss.overhead_mb", "RSS after load - file - KV (MB)", "<=", 80.0),
     Target("import_s", "import fireside (s)", "<=", 0.3),
+    Target("docs.index", "LocalDocs indexing chunks/s vs llama-embedding", ">=", 0.9),
+    Target("docs.search.hybrid_p50_ms", "hybrid search p50 (ms), largest collection", "<=", 50.0),
+    Target("docs.update_s", "update() with one changed file (s)", "<=", 2.0),
 ]
 
 BUSY_TARGETS = [
@@ -495,6 +525,7 @@ class Suite:
     # -- the whole run -----------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        from fireside.bench import docs
         from fireside.bench.machine import machine_info, versions
         from fireside.bench.reference import find_reference_dir
 
@@ -516,6 +547,9 @@ class Suite:
             "chat": self.run_chat,
             "server": self.run_server,
             "busy": self.run_busy,
+            "docs.index": functools.partial(docs.run_index, self),
+            "docs.search": functools.partial(docs.run_search, self),
+            "docs.update": functools.partial(docs.run_update, self),
         }
         started = time.time()
         try:

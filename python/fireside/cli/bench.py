@@ -37,7 +37,13 @@ def bench(
     sections: str | None = typer.Option(
         None,
         "--sections",
-        help="Comma-separated subset of import,load,decode,generate,chat,server.",
+        help="Comma-separated subset of import,load,decode,generate,chat,server (the "
+        "default); busy and docs.index,docs.search,docs.update only when named.",
+    ),
+    embedder: str | None = typer.Option(
+        None,
+        "--embedder",
+        help="Embedding model of the docs.* sections (default: all-MiniLM-L6-v2).",
     ),
 ) -> None:
     """Benchmark fireside against llama.cpp's own tools (same model and threads).
@@ -58,9 +64,10 @@ def bench(
             reference_dir=reference_dir,
             use_reference=not no_reference,
             sections=sections.split(",") if sections else None,
+            embedder=embedder,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e), exit_code=2) from e
     print(summary(results))
     for kind, path in paths.items():
