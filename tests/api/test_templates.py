@@ -279,6 +279,9 @@ HOSTILE = {
     "output flood": "{% for i in range(150000) %}" + "y" * 100 + "{% endfor %}",
     "sum of lists": "{{ ([[0]] * 300000) | sum(start=[]) | length }}",
     "dict fromkeys": "{{ dict.fromkeys(range(10**9)) | length }}",
+    "list extend doubling": "{% set l = ['x' * 100] %}{% for i in range(40) %}{% set _ = l.extend(l) %}{% endfor %}{{ l | length }}",
+    "dict update growth": "{% set d = {} %}{% for i in range(10**6) %}{% set _ = d.update({i: 'x' * 1000}) %}{% endfor %}{{ d | length }}",
+    "messages mutated": "{% set _ = messages.append(messages) %}{{ messages | tojson }}",
     "huge int to string": "{% set ns = namespace(x=7) %}{% for i in range(12) %}{% set ns.x = ns.x ** 2 %}{% endfor %}{{ ns.x }}",
 }
 

@@ -1,9 +1,11 @@
 """A Jinja environment for untrusted chat templates: sandboxed and bounded.
 
 Chat templates come from model files, so they are untrusted code. jinja2's
-``ImmutableSandboxedEnvironment`` already blocks private attributes (``__class__``,
-``__globals__``, ...), unsafe callables and mutation of lists and dicts; there is no loader,
-so ``include``/``import`` cannot read files. On top of that, every render has a budget:
+``SandboxedEnvironment`` already blocks private attributes (``__class__``, ``__globals__``,
+...) and unsafe callables; there is no loader, so ``include``/``import`` cannot read files.
+Templates may change the lists and dicts they are given or build (some real ones keep a
+queue with ``append``/``pop``): they render in a worker process on copies of the caller's
+values, so nothing outside the render can change. On top of that, every render has a budget:
 
 * loop iterations: each ``{% for %}`` (and ``loop(...)`` of recursive loops) draws from
   the budget per item, and ``range`` draws its length when called;
@@ -11,7 +13,8 @@ so ``include``/``import`` cannot read files. On top of that, every render has a 
   text piling up in macros and ``{% set %}`` blocks counts, not only the final string;
 * value size: the operators and functions that multiply sizes (``*``, ``**``, ``%``,
   ``+``, ``~``, ``center``, ``replace``, ``join``, ``indent``, ``format``, ...) check the
-  size of their result *before* building it.
+  size of their result *before* building it; a list, dict or set a method grows
+  (``append``, ``extend``, ``update``, ...) is checked after each call.
 
 Deep recursion and everything else a template raises become
 :class:`~fireside.errors.TemplateError`; ``MemoryError`` is left to the caller.
@@ -40,7 +43,7 @@ import jinja2.ext
 from jinja2 import nodes
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext, Macro
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from fireside.errors import TemplateError
@@ -390,7 +393,7 @@ def _check_binop(op: str, left: Any, right: Any) -> None:
         raise TemplateError(f"the chat template computes a too large value with {op!r}")
 
 
-class TemplateEnvironment(ImmutableSandboxedEnvironment):
+class TemplateEnvironment(SandboxedEnvironment):
     """The sandbox chat templates render in (Hugging Face's conventions)."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
@@ -458,6 +461,8 @@ class TemplateEnvironment(ImmutableSandboxedEnvironment):
         result = super().call(context, obj, *args, **kwargs)
         if isinstance(obj, Macro) and isinstance(result, str):
             budget().produce(len(result))
+        if isinstance(owner, (list, dict, set)):  # append, extend, update, ... grew it
+            check_size(owner, "a value")
         return check_size(result, "a value")
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
