@@ -1,15 +1,17 @@
 """The public :class:`Model`: a GGUF model loaded with good defaults, ready to generate,
 chat and embed.
 
-A Model composes small parts: the native model (:attr:`Model.core`), a
-:class:`~fireside.generation.loop.ContextRunner` that runs the token loop on one context,
+A Model composes small parts: the native model (:attr:`Model.core`), the generation
+:class:`~fireside.generation.engine.Engine` (one context with ``n_parallel`` sequences),
 the model's :class:`~fireside.chat.templates.ChatTemplate`, and an
 :class:`~fireside.embeddings.Embedder` created on first use.
 
-**Threads.** One Model may be shared by any number of threads. Generations are
-*serialised*: each holds the model from its first token until it ends (a streaming
-iterator until it is exhausted, closed or garbage-collected) and the others wait their
-turn. Use :mod:`fireside.server` (continuous batching) to serve many users at once.
+**Threads.** One Model may be shared by any number of threads. With ``n_parallel=1`` (the
+default) generations take turns: each holds the model's one sequence from its first token
+until it ends (a streaming iterator until it is exhausted, closed or garbage-collected) and
+the others wait. With ``n_parallel=N``, up to N generations from different threads run in
+the same decode steps, like N clients of the server; each sequence has ``n_ctx`` tokens of
+KV cache, so the cache takes N times the memory.
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ from fireside import _core
 from fireside.chat.templates import ChatTemplate
 from fireside.defaults import default_n_ctx, default_n_threads, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
-from fireside.generation.loop import (
-    CacheStats,
-    ContextRunner,
+from fireside.generation.engine import CacheStats, Engine
+from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
+from fireside.generation.sampling import SamplingParams, build_sampler
+from fireside.generation.stream import (
     GenerationStream,
+    StreamRequest,
     TokenCallback,
     aiterate,
+    end_unfinished,
 )
-from fireside.generation.results import GenerationResult
-from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.generation.threads import (
     AUTO,
     ThreadPolicy,
@@ -57,8 +60,6 @@ if TYPE_CHECKING:
 
 Prompt = str | Sequence[int]
 """A prompt: text (special tokens such as ``<|im_start|>`` are parsed) or token ids."""
-
-_CHAT_FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "cancelled"}
 
 
 def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True) -> Path:
@@ -140,6 +141,9 @@ class Model:
         progress: a callable ``progress(fraction)`` called while loading (return ``False``
             to cancel); ``True``/``False`` shows or hides a download progress bar.
         n_batch: the most prompt tokens evaluated in one decode.
+        n_parallel: generations that run together, from different threads, in shared
+            decode steps (default 1: they take turns). Each has its own ``n_ctx`` tokens
+            of KV cache, so the cache takes ``n_parallel`` times the memory of one.
     """
 
     def __init__(
@@ -158,7 +162,10 @@ class Model:
         use_mmap: bool = True,
         progress: bool | Callable[[float], object] | None = None,
         n_batch: int = 512,
+        n_parallel: int = 1,
     ) -> None:
+        if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
+            raise ValueError(f"n_parallel must be a positive integer, got {n_parallel!r}")
         if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 1):
             raise ValueError(f"n_ctx must be a positive integer or None, got {n_ctx!r}")
         threads = check_threads(AUTO if n_threads is None else n_threads)
@@ -184,7 +191,8 @@ class Model:
         self._closed = False
         self._parts_lock = threading.Lock()  # creates the parts made on first use
         self._embedder: Embedder | None = None
-        self._runner: ContextRunner | None = None
+        self._engine: Engine | None = None
+        self._n_parallel = n_parallel
         try:
             core = self._core
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
@@ -195,22 +203,19 @@ class Model:
             self._seeds = random.Random(seed) if seed is not None else None
             self._template = ChatTemplate.for_model(core, chat_template)
             if not embedding:
-                self._runner = self._new_runner()
+                self._engine = self._new_engine()
         except BaseException:
             self._core.close()
             raise
 
-    def _new_runner(self) -> ContextRunner:
-        ctx = _core.Context(
+    def _new_engine(self) -> Engine:
+        return Engine(
             self._core,
-            n_ctx=self._n_ctx,
+            n_seq=self._n_parallel,
+            n_ctx_seq=self._n_ctx,
             n_batch=self._n_batch,
-            n_ubatch=min(self._n_batch, 512),
-            n_seq_max=1,
-            n_threads=self._policy.n_threads,
-            n_threads_batch=self._policy.n_threads_batch,
+            policy=self._policy,
         )
-        return ContextRunner(self._core, ctx, policy=self._policy)
 
     # -- properties ------------------------------------------------------------------
 
@@ -235,6 +240,11 @@ class Model:
         return self._n_ctx
 
     @property
+    def n_parallel(self) -> int:
+        """Generations that can run together (sequences of the engine's context)."""
+        return self._n_parallel
+
+    @property
     def n_threads(self) -> int:
         """CPU threads generating now (with ``n_threads="auto"`` they follow the load)."""
         return self._policy.n_threads
@@ -256,8 +266,9 @@ class Model:
 
     @property
     def stats(self) -> CacheStats:
-        """Counters of evaluated and reused prompt tokens (see :class:`CacheStats`)."""
-        return CacheStats() if self._runner is None else self._runner.stats
+        """Counters of evaluated and reused prompt tokens and of decode steps (see
+        :class:`~fireside.generation.engine.CacheStats`)."""
+        return CacheStats() if self._engine is None else self._engine.stats
 
     @property
     def closed(self) -> bool:
@@ -522,7 +533,7 @@ class Model:
         The building block of :meth:`generate`, :meth:`chat` and chat sessions.
         ``callback(token_id, text)`` runs after each emitted chunk; ``False`` stops.
         """
-        runner = self._generation_runner()
+        engine = self._generation_engine()
         if max_tokens is not None and (
             not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0
         ):
@@ -535,9 +546,8 @@ class Model:
         room = self._n_ctx - len(tokens)
         limit = room if max_tokens is None else min(max_tokens, room)
         sampler = build_sampler(self._core, params, n_ctx=self._n_ctx)
-        return runner.stream(
-            tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top, callback=callback
-        )
+        request = StreamRequest(tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top)
+        return GenerationStream(engine, request, callback)
 
     def fit_prompt(self, tokens: list[int], max_tokens: int | None, *, truncate: bool) -> list[int]:
         """``tokens`` if they leave room for a token in the context; else, with
@@ -564,12 +574,15 @@ class Model:
     def cancel(self) -> None:
         """Stop the generation running now, from any thread: a prompt evaluation in
         progress is interrupted; the result's ``finish_reason`` is ``"cancelled"``."""
-        if self._runner is not None:
-            self._runner.cancel()
+        if self._engine is not None:
+            self._engine.cancel_all()
 
     def reset(self) -> None:
-        """Forget the KV cache (the next prompt is evaluated from scratch)."""
-        self._generation_runner().reset()
+        """Forget the KV cache (the next prompt is evaluated from scratch); ends a stream
+        this thread left unfinished."""
+        engine = self._generation_engine()
+        end_unfinished(engine)
+        engine.reset()
 
     # -- chat ------------------------------------------------------------------------
 
@@ -695,9 +708,8 @@ class Model:
         if self._closed:
             return
         self._closed = True
-        if self._runner is not None:
-            self._runner.cancel()
-            self._runner.ctx.close()
+        if self._engine is not None:
+            self._engine.close()
         if self._embedder is not None:
             self._embedder.close()
         self._core.close()
@@ -715,12 +727,12 @@ class Model:
             raise ClosedError(f"the model {self.name!r} is closed")
         return self._core
 
-    def _generation_runner(self) -> ContextRunner:
+    def _generation_engine(self) -> Engine:
         self._live()
         with self._parts_lock:
-            if self._runner is None:  # loaded with embedding=True
-                self._runner = self._new_runner()
-        return self._runner
+            if self._engine is None:  # loaded with embedding=True
+                self._engine = self._new_engine()
+        return self._engine
 
     def _check_tokens(self, tokens: object, what: str) -> list[int]:
         if isinstance(tokens, (str, bytes)) or not isinstance(tokens, Sequence):
@@ -813,7 +825,7 @@ def chat_completion(result: GenerationResult, model_name: str) -> dict[str, Any]
                 "index": 0,
                 "message": {"role": "assistant", "content": result.text},
                 "logprobs": _logprobs_content(result),
-                "finish_reason": _CHAT_FINISH[result.finish_reason],
+                "finish_reason": OPENAI_FINISH_REASON[result.finish_reason],
             }
         ],
         "usage": _usage(result),
@@ -842,6 +854,6 @@ def chat_chunks(gen: GenerationStream, model_name: str) -> Iterator[dict[str, An
         gen.close()
     result = gen.result
     if result is not None:
-        last = chunk({}, _CHAT_FINISH[result.finish_reason])
+        last = chunk({}, OPENAI_FINISH_REASON[result.finish_reason])
         last["usage"] = _usage(result)
         yield last

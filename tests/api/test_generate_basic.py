@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fireside.generation.loop import GenerationStream
+from fireside.generation.stream import GenerationStream
 from fireside.model import Model
 
 PROMPT = "The capital of France is"

@@ -1,13 +1,23 @@
-"""KV cache reuse: a prompt sharing a prefix with the cached tokens evaluates only the rest."""
+"""KV cache reuse: a prompt sharing a prefix with the cached tokens evaluates only the rest.
+
+Reuse is exact (see fireside.generation.engine, "Determinism"): a prefix is kept up to the
+last chunk boundary (CHUNK tokens) below it, and only prompt positions evaluated as whole
+chunks count, never generated tokens.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fireside.generation.loop import common_prefix_length
+from fireside.generation.engine import CHUNK
+from fireside.generation.slots import common_prefix_length
 from fireside.model import Model
 
-PROMPT = "A list of fruits: apple, banana, cherry,"
+PROMPT = "A list of fruits: apple, banana, cherry," * 12  # well over one chunk
+
+
+def floor_chunk(n: int) -> int:
+    return n - n % CHUNK
 
 
 def test_common_prefix_length() -> None:
@@ -27,8 +37,10 @@ def test_repeated_prompt_evaluates_one_token(model: Model) -> None:
     assert stats.last_prompt_tokens_reused == 0
     again = model.generate(PROMPT, max_tokens=4, temperature=0)
     stats = model.stats
-    assert stats.last_prompt_tokens_reused == n - 1  # the last is decoded again for logits
-    assert stats.last_prompt_tokens_evaluated == 1
+    # the last token is decoded again for its logits; reuse stops at a chunk boundary
+    assert n > CHUNK
+    assert stats.last_prompt_tokens_reused == floor_chunk(n - 1) > 0
+    assert stats.last_prompt_tokens_evaluated == n - floor_chunk(n - 1)
     assert again.tokens == first.tokens
 
 
@@ -37,12 +49,12 @@ def test_continuation_evaluates_only_new_tokens(model: Model) -> None:
     first = model.generate(PROMPT, max_tokens=6, temperature=0)
     prompt_tokens = model.tokenize(PROMPT, parse_special=True)
     extra = model.tokenize(" and more fruit:", add_special=False)
-    # prompt + generated tokens are in the cache (except the last sampled one)
+    # the prompt's whole chunks are reused; generated tokens are evaluated again
     follow = prompt_tokens + first.tokens + extra
     result = model.generate(follow, max_tokens=3, temperature=0)
     stats = model.stats
-    assert stats.last_prompt_tokens_reused == len(prompt_tokens) + len(first.tokens) - 1
-    assert stats.last_prompt_tokens_evaluated == len(extra) + 1
+    assert stats.last_prompt_tokens_reused == floor_chunk(len(prompt_tokens))
+    assert stats.last_prompt_tokens_evaluated == len(follow) - floor_chunk(len(prompt_tokens))
     # and the reuse changes nothing: same as from a cold cache
     model.reset()
     assert model.generate(follow, max_tokens=3, temperature=0).tokens == result.tokens
@@ -51,17 +63,16 @@ def test_continuation_evaluates_only_new_tokens(model: Model) -> None:
 
 def test_diverging_prompt_drops_the_cached_rest(model: Model) -> None:
     model.reset()
-    model.generate(PROMPT, max_tokens=2, temperature=0)
-    other = model.generate("A list of colours: red,", max_tokens=5, temperature=0)
+    colours = PROMPT * 2 + "A list of colours: red,"
+    model.generate(PROMPT * 3, max_tokens=2, temperature=0)
+    other = model.generate(colours, max_tokens=5, temperature=0)
     shared = common_prefix_length(
-        model.tokenize(PROMPT, parse_special=True),
-        model.tokenize("A list of colours: red,", parse_special=True),
+        model.tokenize(PROMPT * 3, parse_special=True),
+        model.tokenize(colours, parse_special=True),
     )
-    assert model.stats.last_prompt_tokens_reused == shared
+    assert model.stats.last_prompt_tokens_reused == floor_chunk(shared) > 0
     model.reset()
-    assert model.generate("A list of colours: red,", max_tokens=5, temperature=0).tokens == (
-        other.tokens
-    )
+    assert model.generate(colours, max_tokens=5, temperature=0).tokens == other.tokens
 
 
 def test_prompt_is_evaluated_in_batches(model_path: Path) -> None:

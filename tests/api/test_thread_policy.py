@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from fireside import _core
 from fireside.generation import threads as tp
-from fireside.generation.loop import ContextRunner
+from fireside.generation.engine import Engine
+from fireside.generation.stream import GenerationStream, StreamRequest
 from fireside.generation.threads import ThreadPolicy, check_threads
 from fireside.model import Model
 
@@ -201,15 +202,12 @@ def core_model(model_path: Path):
     m.close()
 
 
-def make_runner(core_model, policy: ThreadPolicy) -> ContextRunner:
-    ctx = _core.Context(
-        core_model,
-        n_ctx=256,
-        n_batch=64,
-        n_threads=policy.n_threads,
-        n_threads_batch=policy.n_threads_batch,
-    )
-    return ContextRunner(core_model, ctx, policy=policy)
+def make_runner(core_model, policy: ThreadPolicy) -> Engine:
+    return Engine(core_model, n_ctx_seq=256, n_batch=64, policy=policy)
+
+
+def stream(engine: Engine, prompt: list[int], sampler: _core.Sampler) -> GenerationStream:
+    return GenerationStream(engine, StreamRequest(prompt, sampler, max_tokens=12))
 
 
 def greedy(core_model) -> _core.Sampler:
@@ -223,20 +221,19 @@ def test_the_loop_applies_the_policy(core_model) -> None:
     runner = make_runner(core_model, policy)
     try:
         prompt = core_model.tokenize("The sea is", add_special=True)
-        stream = runner.stream(prompt, greedy(core_model), max_tokens=12)
-        result = stream.drain()
+        result = stream(runner, prompt, greedy(core_model)).drain()
         assert runner.ctx.n_threads == 1 and runner.ctx.n_threads_batch == 1
         # the prompt ran with both threads, generation ends with one
         assert result.timings.n_threads == 1 and result.timings.n_threads_batch == 2
         assert policy.stats().changes == 1
         assert load.resets == 1  # the load is measured afresh for each generation
         load.other = 0.0
-        result = runner.stream(prompt, greedy(core_model), max_tokens=12).drain()
+        result = stream(runner, prompt, greedy(core_model)).drain()
         assert runner.ctx.n_threads == 2 and runner.ctx.n_threads_batch == 2
         assert result.timings.n_threads == 2 and result.timings.n_threads_batch == 1
         assert policy.stats().changes == 2
     finally:
-        runner.ctx.close()
+        runner.close()
 
 
 def test_a_fixed_model_is_left_alone(model_path: Path) -> None:

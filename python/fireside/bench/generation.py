@@ -100,6 +100,6 @@ def run_generate(
 
 def _context_of(model: Model) -> _core.Context | None:
     """The context the model generates on (a diagnostic; ``None`` if it cannot be found)."""
-    runner = getattr(model, "_runner", None)
-    ctx = getattr(runner, "ctx", None)
+    engine = getattr(model, "_engine", None)
+    ctx = getattr(engine, "ctx", None)
     return ctx if ctx is not None and hasattr(ctx, "perf") else None

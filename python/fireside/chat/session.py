@@ -32,8 +32,8 @@ from fireside.errors import ContextLengthError
 
 if TYPE_CHECKING:
     from fireside.chat.grounding import DocsSpec, Grounding, Reference
-    from fireside.generation.loop import GenerationStream, TokenCallback
     from fireside.generation.results import GenerationResult
+    from fireside.generation.stream import GenerationStream, TokenCallback
     from fireside.model import Model
 
 ROLES = ("system", "user", "assistant", "tool")

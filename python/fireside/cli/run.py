@@ -15,7 +15,7 @@ from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_g
 
 if TYPE_CHECKING:
     from fireside.chat.grounding import Reference
-    from fireside.generation.loop import GenerationStream
+    from fireside.generation.stream import GenerationStream
 
 RAW_DEFAULT_MAX_TOKENS = 256
 """Without a chat template a model rarely ends by itself: stop here unless told."""

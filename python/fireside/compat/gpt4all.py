@@ -32,7 +32,7 @@ from fireside import _core
 from fireside.chat.session import ChatSession, validate_messages
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ModelNotFoundError
-from fireside.generation.loop import GenerationStream
+from fireside.generation.stream import GenerationStream
 from fireside.model import Model
 
 if TYPE_CHECKING:

@@ -9,6 +9,17 @@ FinishReason = Literal["stop", "length", "eos", "cancelled"]
 """``stop``: a stop string matched; ``length``: ``max_tokens`` reached; ``eos``: the model
 ended its turn; ``cancelled``: the caller stopped it."""
 
+OPENAI_FINISH_REASON: dict[str, str] = {
+    "eos": "stop",
+    "stop": "stop",
+    "length": "length",
+    "cancelled": "cancelled",
+}
+"""The one mapping to OpenAI's ``finish_reason`` (``Model.chat`` and the server): the end
+of the turn and a stop string are both ``"stop"``; a cancelled generation, which OpenAI has
+no word for, is ``"cancelled"`` (the server only reports it to a client that is still
+there, which in practice never happens: it cancels when the client goes away)."""
+
 
 @dataclass
 class Usage:

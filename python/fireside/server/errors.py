@@ -24,7 +24,7 @@ from fireside.errors import (
     GrammarError,
     TemplateError,
 )
-from fireside.server.engine import EngineStoppedError, QueueFullError
+from fireside.generation.engine import EngineStoppedError, QueueFullError
 
 log = logging.getLogger("fireside.server")
 

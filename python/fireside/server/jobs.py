@@ -1,7 +1,7 @@
-"""A generation request as the engine sees it, and how its results reach the event loop.
+"""A generation request of the server, and how its results reach the event loop.
 
-A :class:`Job` is created on the event loop with its prompt tokens and sampler, handed to
-the engine, and read back as an async iterator of :class:`Chunk` events ending in a
+A :class:`Job` is a :class:`~fireside.generation.requests.Request` created on the event
+loop; it is read back as an async iterator of :class:`Chunk` events ending in a
 :class:`Done` (or an exception). The engine's scheduler thread never touches asyncio
 objects directly: it calls :meth:`Job.emit`, and an :class:`Outbox` hands everything one
 engine step produced to each event loop with a single ``call_soon_threadsafe``.
@@ -10,43 +10,16 @@ engine step produced to each event loop with a single ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
-from fireside.generation.results import FinishReason, TokenLogprob, Usage
+from fireside.generation.requests import Chunk, Done, Event, Request
 
 if TYPE_CHECKING:
     from fireside import _core
 
-_ids = itertools.count(1)
-
-
-@dataclass
-class Chunk:
-    """New text of a generation, and the log-probabilities of the tokens sampled since the
-    previous chunk (when requested)."""
-
-    text: str
-    logprobs: list[TokenLogprob] = field(default_factory=list)
-
-
-@dataclass
-class Done:
-    """The end of a generation."""
-
-    finish_reason: FinishReason
-    usage: Usage
-    n_cached: int
-    """Prompt tokens that were already in the slot's KV cache."""
-    time_to_first_token: float | None
-    """Seconds from submission to the first sampled token (``None``: none was sampled)."""
-
-
-Event = Chunk | Done | BaseException
+__all__ = ["Chunk", "Done", "Event", "Job", "Outbox"]
 
 
 class Outbox:
@@ -54,23 +27,26 @@ class Outbox:
 
     Every ``call_soon_threadsafe`` wakes the loop's thread; on a machine whose cores all run
     llama.cpp's threads, each wake-up stalls a decode, so the engine wakes each loop once
-    per step instead of once per token (scheduler thread only).
+    per step instead of once per token.
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Job, Event]]] = {}
 
     def put(self, job: Job, event: Event) -> None:
-        self._pending.setdefault(job._loop, []).append((job, event))
+        with self._lock:
+            self._pending.setdefault(job._loop, []).append((job, event))
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, {}
+        with self._lock:
+            pending, self._pending = self._pending, {}
         for loop, items in pending.items():
             try:
                 loop.call_soon_threadsafe(_deliver, items)
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 for job, _ in items:
-                    job._cancelled.set()
+                    job.cancel()
 
 
 def _deliver(items: list[tuple[Job, Event]]) -> None:
@@ -78,8 +54,8 @@ def _deliver(items: list[tuple[Job, Event]]) -> None:
         job._queue.put_nowait(event)
 
 
-class Job:
-    """One generation: its inputs, its cancellation flag and its output queue.
+class Job(Request):
+    """One generation of the server: a request whose events go to an event loop.
 
     Must be created inside a running event loop (the loop the results are delivered to).
     """
@@ -93,22 +69,15 @@ class Job:
         stops: Sequence[str] = (),
         top_logprobs: int | None = None,
     ) -> None:
-        self.id = next(_ids)
-        self.prompt = list(prompt)
-        self.sampler = sampler
-        self.max_tokens = max_tokens
-        self.stops = tuple(stops)
-        self.top_logprobs = top_logprobs
-        """``None``: no log-probabilities; ``n``: each token's and the ``n`` best."""
-        self.submitted = time.perf_counter()
+        super().__init__(
+            prompt, sampler, max_tokens=max_tokens, stops=stops, top_logprobs=top_logprobs
+        )
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._cancelled = threading.Event()
-        self._on_cancel: Callable[[], None] | None = None
         self._outbox: Outbox | None = None
         self.result: Done | None = None
 
-    # -- engine side (scheduler thread) ------------------------------------------------
+    # -- engine side -------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         """Deliver an event to the reader (thread-safe; dropped once the loop is closed):
@@ -119,33 +88,23 @@ class Job:
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
         except RuntimeError:  # the loop is closed: nobody is listening any more
-            self._cancelled.set()
+            self.cancel()
 
     def use_outbox(self, outbox: Outbox) -> None:
         """Send further events through ``outbox`` (flushed by the engine after each step)."""
         self._outbox = outbox
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
     # -- reader side (event loop) ------------------------------------------------------
 
-    def cancel(self) -> None:
-        """Stop the generation: its slot is freed at the engine's next step (thread-safe)."""
-        if not self._cancelled.is_set():
-            self._cancelled.set()
-            if self._on_cancel is not None:
-                self._on_cancel()
-
     async def events(self) -> AsyncIterator[Chunk]:
-        """The chunks of text until the end; :attr:`result` is then set. Leaving the loop
-        early (or the task being cancelled) cancels the job."""
+        """The chunks of text (or log-probabilities) until the end; :attr:`result` is then
+        set. Leaving the loop early (or the task being cancelled) cancels the job."""
         try:
             while True:
                 event = await self._queue.get()
                 if isinstance(event, Chunk):
-                    yield event
+                    if event.text or event.logprobs:
+                        yield event
                 elif isinstance(event, Done):
                     self.result = event
                     return

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from fireside.errors import ContextLengthError, FiresideError
-from fireside.generation.results import TokenLogprob
+from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
 from fireside.generation.sampling import SEED_MAX, SamplingParams, build_sampler
 from fireside.server import protocol as p
 from fireside.server.errors import APIError, bad_request, from_exception, validation_error
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from fireside.server.docs_api import DocsService
     from fireside.server.engine import Engine
 
-_FINISH = {"eos": "stop", "stop": "stop", "length": "length", "cancelled": "stop"}
 _DONE = "data: [DONE]\n\n"
 _STREAM_ERRORS = (FiresideError, ValueError, RuntimeError)
 
@@ -337,7 +336,7 @@ class Service:
                 p.ChatChoice(
                     message=p.ChatMessage(content=text),
                     logprobs=_chat_logprobs(logprobs) if top is not None else None,
-                    finish_reason=_FINISH[job.result.finish_reason],
+                    finish_reason=OPENAI_FINISH_REASON[job.result.finish_reason],
                     references=_doc_references(references),
                 )
             ],
@@ -381,7 +380,7 @@ class Service:
         assert job.result is not None
         yield chunk(
             p.ChatDelta(),
-            finish=_FINISH[job.result.finish_reason],
+            finish=OPENAI_FINISH_REASON[job.result.finish_reason],
             cited=_doc_references(references),
         )
         if include_usage:
@@ -483,7 +482,7 @@ class Service:
                     logprobs=_completion_logprobs(logprobs, 0)
                     if req.logprobs is not None
                     else None,
-                    finish_reason=_FINISH[job.result.finish_reason],
+                    finish_reason=OPENAI_FINISH_REASON[job.result.finish_reason],
                 )
             ],
             usage=_usage(job),
@@ -512,7 +511,7 @@ class Service:
             yield _DONE
             return
         assert job.result is not None
-        yield chunk("", finish=_FINISH[job.result.finish_reason])
+        yield chunk("", finish=OPENAI_FINISH_REASON[job.result.finish_reason])
         if include_usage:
             yield _sse(
                 p.Completion(

@@ -1,0 +1,696 @@
+"""The generation engine: one context, ``n_seq`` sequences, batched decode steps.
+
+Every generation in fireside runs here: :class:`fireside.Model` (``generate``, ``chat``,
+chat sessions, the GPT4All facade) and the server are clients that submit
+:class:`~fireside.generation.requests.Request` objects and read their events.
+
+The context holds ``n_seq`` sequences, one per :class:`~fireside.generation.slots.Slot`,
+each with its own part of the KV cache (``kv_unified=False``: a sequence's attention never
+sees another's cells). Each :meth:`Engine.step`
+
+1. ends cancelled requests (their finish reason is ``"cancelled"``),
+2. admits waiting requests into free slots, choosing the slot whose cache shares the
+   longest reusable prefix with the prompt (only the rest is evaluated),
+3. decodes the pending token of every generating slot in **one batch** and samples each
+   with its own sampler at its index in the batch,
+4. evaluates prompt chunks of the slots still reading their prompts, up to ``n_batch``
+   tokens, and samples the first token of each prompt that is complete,
+
+and hands each request its events (:class:`~fireside.generation.requests.Chunk`, then
+:class:`~fireside.generation.requests.Done` or an exception).
+
+**Who drives.** With :meth:`Engine.start` a scheduler thread runs the steps (the server).
+Without it, the threads waiting for events drive (:meth:`Engine.wait`): whichever needs an
+event while nobody is stepping runs one step, and the others wait for it, so a single
+caller runs its own token loop with no thread hand-off, and up to ``n_seq`` callers share
+each step.
+
+**Determinism.** A request's output does not depend on what the cache held before or on
+its neighbours. llama.cpp's arithmetic for a token depends on how many tokens of *its own
+sequence* are evaluated with it (measured on the CPU backend: a chunk of fewer than 64
+tokens gives other rounding than a longer one, and chunks of different small sizes differ
+among themselves), while other sequences in the same batch do not change it (their
+attention is separate). With several sequences llama.cpp splits a batch into equal
+per-sequence shares, so a prompt chunk decoded beside generating slots would be cut to
+sizes that depend on the neighbours. So the engine
+
+* evaluates prompts in position-aligned chunks ``[k*chunk, (k+1)*chunk)`` (the last one
+  shorter), each in a decode of its own sequence only, never cut by a budget;
+* decodes generated tokens one per sequence, in their own batch;
+* reuses a cached prefix only up to a chunk boundary, and only positions that were
+  evaluated as whole prompt chunks (not generated tokens, whose cells were computed one
+  at a time).
+
+The same prompt therefore always meets the same batch shapes. The price: a cached prefix
+is reused only to the last chunk boundary below it (up to ``chunk - 1`` tokens are
+evaluated again), and a chat's previous reply is evaluated again as part of the next
+prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from fireside.errors import (
+    ContextFullError,
+    ContextLengthError,
+    FiresideError,
+    GenerationCancelled,
+)
+from fireside.generation.requests import Chunk, Done, Request
+from fireside.generation.results import FinishReason, Timings, Usage
+from fireside.generation.slots import Slot
+
+if TYPE_CHECKING:
+    from fireside import _core
+    from fireside.generation.threads import ThreadPolicy
+
+log = logging.getLogger("fireside.generation")
+
+CHUNK = 64
+"""Default prompt chunk (tokens): on the CPU backend, evaluating a prompt in 64-token
+chunks is as fast as in 512-token ones, and a cached prefix is reused to within 63
+tokens."""
+
+
+class QueueFullError(FiresideError, RuntimeError):
+    """Every slot is busy and the waiting queue is full; retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EngineStoppedError(FiresideError, RuntimeError):
+    """The engine is not running (shut down, or its scheduler failed)."""
+
+
+class Observer(Protocol):
+    """What the engine reports as it runs (the server's metrics implement it)."""
+
+    def admitted(self, n_prompt: int, n_cached: int) -> None: ...
+    def first_token(self, seconds: float) -> None: ...
+    def step(self, n_tokens: int, n_sequences: int) -> None: ...
+    def finish(self, reason: str, n_completion: int) -> None: ...
+
+
+@dataclass
+class CacheStats:
+    """What the engine evaluated; the proof that prompt prefixes are reused and that
+    concurrent generations share decode steps.
+
+    Totals count every generation since the engine was made; ``last_*`` describe the most
+    recently admitted one. ``*_evaluated`` tokens went through ``decode``; ``*_reused``
+    were already in the KV cache. ``n_steps`` counts decode calls (a step decodes the
+    generated tokens of every running sequence in one call).
+    """
+
+    n_generations: int = 0
+    n_prompt_tokens: int = 0
+    n_prompt_tokens_evaluated: int = 0
+    n_prompt_tokens_reused: int = 0
+    n_generated_tokens: int = 0
+    last_prompt_tokens: int = 0
+    last_prompt_tokens_evaluated: int = 0
+    last_prompt_tokens_reused: int = 0
+    n_steps: int = 0
+    n_generation_steps: int = 0
+    """Decode calls of generated tokens (each holds one token of every generating slot)."""
+    n_sequences_max: int = 0
+    """The most sequences one generation step decoded together."""
+
+
+class _Timing:
+    __slots__ = ("first", "n_threads_batch", "prompt_done")
+
+    def __init__(self, n_threads_batch: int) -> None:
+        self.prompt_done: float | None = None
+        self.first: float | None = None
+        self.n_threads_batch = n_threads_batch
+
+
+class Engine:
+    """Runs generations on ``n_seq`` slots of one context, in batched steps.
+
+    Args:
+        model: the native model (kept open by the caller while the engine runs).
+        n_seq: sequences decoded together (slots).
+        n_ctx_seq: context of each slot in tokens (prompt plus completion).
+        n_batch: the most prompt tokens evaluated in one step.
+        chunk: prompt chunk size and prefix-reuse granule (default :data:`CHUNK`, at most
+            ``min(n_batch, 512)``; see "Determinism" above).
+        policy: the engine's one thread policy (it learns from generation steps).
+        max_queue: requests that may wait for a slot (``None``: any number); more are
+            refused with :class:`QueueFullError`.
+        observer: told about admissions, steps and finishes (e.g. the server's metrics).
+        on_step: called after every step by the driving thread (e.g. to deliver the
+            step's events to an event loop at once).
+    """
+
+    def __init__(
+        self,
+        model: _core.Model,
+        *,
+        n_seq: int = 1,
+        n_ctx_seq: int = 4096,
+        n_batch: int = 512,
+        chunk: int | None = None,
+        policy: ThreadPolicy,
+        max_queue: int | None = None,
+        observer: Observer | None = None,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        from fireside import _core
+
+        for name, value, low in (
+            ("n_seq", n_seq, 1),
+            ("n_ctx_seq", n_ctx_seq, 16),
+            ("n_batch", n_batch, 1),
+            ("max_queue", 0 if max_queue is None else max_queue, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        n_ubatch = min(n_batch, 512)
+        chunk = min(CHUNK, n_ubatch) if chunk is None else chunk
+        if not isinstance(chunk, int) or not 1 <= chunk <= n_ubatch:
+            raise ValueError(f"chunk must be an integer in [1, {n_ubatch}], got {chunk!r}")
+        self.model = model
+        self.threads = policy
+        """The engine's thread policy (one for all requests)."""
+        self._record = policy.record if policy.auto else None
+        self.ctx = _core.Context(
+            model,
+            n_ctx=n_ctx_seq * n_seq,
+            n_batch=n_batch,
+            n_ubatch=n_ubatch,
+            n_seq_max=n_seq,
+            n_threads=policy.n_threads,
+            n_threads_batch=policy.n_threads_batch,
+            kv_unified=False,
+        )
+        self.n_ctx_seq = self.ctx.n_ctx_seq
+        self.n_batch = self.ctx.n_batch
+        self.chunk = chunk
+        self.max_queue = max_queue
+        self.observer = observer
+        self._on_step = on_step
+        self.slots = [Slot(i, model, align=chunk) for i in range(n_seq)]
+        self._exact = [0] * n_seq  # per slot: leading cached tokens evaluated as whole chunks
+        self._timing: dict[int, _Timing] = {}  # per running request id
+        self._stats = CacheStats()
+        self._cond = threading.Condition()
+        self._waiting: deque[Request] = deque()
+        self._n_jobs = 0  # waiting plus running
+        self._driving = False
+        self._driver: int | None = None  # thread id of the one stepping now
+        self._idle = True
+        self._guard = threading.Lock()  # the requests in the decode running now
+        self._in_decode: list[Request] = []
+        self._stopping = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+        """Why the scheduler stopped, if it failed."""
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> CacheStats:
+        """A snapshot of the evaluation counters."""
+        return replace(self._stats)
+
+    @property
+    def running(self) -> bool:
+        """Whether requests are accepted."""
+        if self._closed or self._stopping:
+            return False
+        return self._thread is None or self._thread.is_alive()
+
+    @property
+    def parallel(self) -> int:
+        return len(self.slots)
+
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for a slot."""
+        return len(self._waiting)
+
+    @property
+    def active_slots(self) -> int:
+        """Slots running a request."""
+        return sum(slot.busy for slot in self.slots)
+
+    @property
+    def free_slots(self) -> int:
+        """Slots a new request could start on now (none while requests wait)."""
+        return max(0, len(self.slots) - self._n_jobs)
+
+    def cached_tokens(self, seq_id: int = 0) -> list[int]:
+        """The tokens sequence ``seq_id``'s KV cache holds (a copy)."""
+        return list(self.slots[seq_id].cached)
+
+    # -- submitting --------------------------------------------------------------------
+
+    def submit(self, request: Request) -> None:
+        """Queue ``request``; it starts at the next step that has a free slot.
+
+        ``request.max_tokens`` is capped to the room its prompt leaves in a slot. Raises
+        :class:`~fireside.errors.ContextLengthError` for a prompt that does not fit a slot,
+        :class:`QueueFullError` when too many requests wait, :class:`EngineStoppedError`
+        when the engine is not running.
+        """
+        n_prompt = len(request.prompt)
+        if n_prompt == 0:
+            raise ValueError("the prompt is empty: it has no tokens to continue from")
+        if n_prompt >= self.n_ctx_seq:
+            raise ContextLengthError(
+                f"the prompt has {n_prompt} tokens but a request may use at most "
+                f"{self.n_ctx_seq} tokens (prompt plus completion); shorten it",
+                n_prompt_tokens=n_prompt,
+                n_ctx=self.n_ctx_seq,
+            )
+        if request.max_tokens < 0:
+            raise ValueError(f"max_tokens must be at least 0, got {request.max_tokens}")
+        request.max_tokens = min(request.max_tokens, self.n_ctx_seq - n_prompt)
+        with self._cond:
+            if not self.running:
+                raise EngineStoppedError("the engine is not accepting requests (shutting down)")
+            if self.max_queue is not None and self._n_jobs >= len(self.slots) + self.max_queue:
+                raise QueueFullError(
+                    f"all {len(self.slots)} slots are busy and {len(self._waiting)} requests "
+                    "are waiting; retry shortly",
+                    retry_after=1,
+                )
+            self._n_jobs += 1
+            request._on_cancel = self._cancelled
+            self._waiting.append(request)
+            self._cond.notify_all()
+
+    def cancel_all(self) -> None:
+        """Cancel every waiting and running request (thread-safe)."""
+        with self._cond:
+            requests = list(self._waiting)
+        requests += [slot.request for slot in self.slots if slot.request is not None]
+        for request in requests:
+            request.cancel()
+
+    def _cancelled(self, request: Request) -> None:
+        with self._guard:
+            # interrupt a decode only when it works for cancelled requests alone
+            if self._in_decode and all(r.cancelled for r in self._in_decode):
+                self.ctx.cancel()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- driving -----------------------------------------------------------------------
+
+    def wait(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
+        """Return once ``ready()`` is true, stepping the engine while nobody else does
+        (without a scheduler thread). ``ready`` is called with the engine's lock held.
+        Raises :class:`EngineStoppedError` when the engine is closed meanwhile."""
+        cond = self._cond
+        while True:
+            with cond:
+                while True:
+                    if ready():
+                        return
+                    if self._closed:
+                        raise EngineStoppedError("the model was closed")
+                    if self._thread is None and not self._driving:
+                        self._driving = True
+                        break
+                    if not cond.wait(timeout):
+                        return
+            self._drive_one()
+
+    def driving_here(self) -> bool:
+        """Whether the calling thread is running a step now (e.g. from a callback)."""
+        return self._driver == threading.get_ident()
+
+    def _drive_one(self) -> None:
+        self._driver = threading.get_ident()
+        try:
+            self._safe_step()
+        finally:
+            self._driver = None
+            with self._cond:
+                self._driving = False
+                self._cond.notify_all()
+            if self._on_step is not None:
+                self._on_step()
+
+    def reset(self) -> None:
+        """Forget the cache of every idle slot (the next prompts are evaluated afresh)."""
+        with self._cond:
+            while self._driving:
+                self._cond.wait()
+            self._driving = True
+        try:
+            for slot in self.slots:
+                if not slot.busy:
+                    slot.forget(self.ctx)
+                    self._exact[slot.seq_id] = 0
+        finally:
+            with self._cond:
+                self._driving = False
+                self._cond.notify_all()
+
+    # -- the scheduler thread ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a scheduler thread that runs the steps (instead of the waiting clients)."""
+        if self._thread is not None:
+            raise RuntimeError("the engine is already started")
+        self._thread = threading.Thread(target=self._run, name="fireside-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the scheduler (running requests end with an error) and free the context."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._thread is None or not self._thread.is_alive():
+            self.close()
+
+    def close(self) -> None:
+        """Cancel everything, wait for a running step, free the context. Idempotent."""
+        if self._closed:
+            return
+        self.cancel_all()
+        with contextlib.suppress(FiresideError):
+            self.ctx.cancel()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            while self._driving and not self.driving_here():
+                self._cond.wait(1.0)
+        self._abort_all(None)
+        self.ctx.close()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not (self._stopping or self._waiting or self._n_jobs):
+                        self._cond.wait()
+                    if self._stopping:
+                        break
+                    self._driving = True
+                self._drive_one()
+        except BaseException as error:  # pragma: no cover - _safe_step catches the rest
+            log.exception("the generation engine failed")
+            self.failure = error
+            with self._cond:
+                self._stopping = True
+        finally:
+            self._abort_all(self.failure)
+
+    def _abort_all(self, cause: BaseException | None) -> None:
+        error = EngineStoppedError(
+            "the engine stopped before the generation ended"
+            if cause is None
+            else f"the generation engine failed: {cause}"
+        )
+        with self._cond:
+            requests = list(self._waiting)
+            self._waiting.clear()
+        for slot in self.slots:
+            if slot.request is not None:
+                requests.append(slot.request)
+                slot.release()
+        for request in requests:
+            request.emit(error)
+        with self._cond:
+            self._n_jobs = 0
+            self._cond.notify_all()
+        if self._on_step is not None:
+            self._on_step()
+
+    # -- one step ----------------------------------------------------------------------
+
+    def _safe_step(self) -> None:
+        try:
+            self.step()
+        except BaseException as error:  # a bug or an interrupt: fail everyone, keep going
+            log.exception("a generation step failed")
+            for slot in self.slots:
+                request = slot.request
+                if request is not None:
+                    slot.forget(self.ctx)
+                    self._exact[slot.seq_id] = 0
+                    slot.release()
+                    self._end(request, error)
+            if not isinstance(error, Exception):
+                raise
+
+    def step(self) -> None:
+        """Run one step (the caller is the only one stepping)."""
+        for slot in self.slots:
+            request = slot.request
+            if request is not None and request.cancel_reason is not None:
+                self._finish(slot, request.cancel_reason)
+        self._admit()
+        slots = self.slots
+        generating = [s for s in slots if s.next_token is not None]
+        n_tokens = 0
+        if generating:
+            n_tokens += self._generate(generating)
+        budget = self.n_batch
+        prefilling = [s for s in slots if s.request is not None and s.next_token is None]
+        if len(prefilling) > 1:
+            prefilling.sort(key=lambda s: s.request.id)  # type: ignore[union-attr]
+        for slot in prefilling:
+            request = slot.request
+            if request is None or budget <= 0:
+                continue
+            start = len(slot.cached)
+            end = min(start - start % self.chunk + self.chunk, len(request.prompt))
+            if end - start > budget and n_tokens:
+                break  # never cut a chunk: it waits for the next step
+            budget -= end - start
+            n_tokens += end - start
+            self._prefill(slot, request, start, end)
+        self._stats.n_steps += 1 if n_tokens else 0
+        if not any(s.busy for s in slots):
+            self._idle = True
+
+    def _admit(self) -> None:
+        while True:
+            with self._cond:
+                free = [slot for slot in self.slots if not slot.busy]
+                if not free or not self._waiting:
+                    return
+                request = self._waiting.popleft()
+            if request.cancel_reason is not None:  # gave up while waiting
+                n = len(request.prompt)
+                done = Done(request.cancel_reason, Usage(n, 0, n), 0, None)
+                done.timings = Timings(0.0, 0.0, 0.0, 0.0, *self._threads())
+                self._end(request, done)
+                continue
+            if self._idle and self._record is not None:
+                self.threads.begin()  # measure the machine's load afresh
+            self._idle = False
+
+            # the longest reusable prefix; among equals, the slot unused the longest
+            def reusable(s: Slot, prompt: list[int] = request.prompt) -> tuple[int, float]:
+                return (min(s.reuse(prompt), self._exact[s.seq_id]), -s.last_used)
+
+            slot = max(free, key=reusable)
+            keep = min(slot.reuse(request.prompt), self._exact[slot.seq_id])
+            if keep < len(slot.cached):
+                if not self.ctx.seq_rm(slot.seq_id, keep, -1):  # a cache that cannot be cut
+                    self.ctx.seq_rm(slot.seq_id, -1, -1)
+                    keep = 0
+                del slot.cached[keep:]
+            self._exact[slot.seq_id] = keep
+            slot.assign(request, self.ctx)
+            self._timing[request.id] = _Timing(self.threads.n_threads_batch)
+            n_prompt = len(request.prompt)
+            stats = self._stats
+            stats.n_generations += 1
+            stats.n_prompt_tokens += n_prompt
+            stats.last_prompt_tokens = n_prompt
+            stats.n_prompt_tokens_reused += slot.n_cached
+            stats.last_prompt_tokens_reused = slot.n_cached
+            stats.last_prompt_tokens_evaluated = 0
+            if self.observer is not None:
+                self.observer.admitted(n_prompt, slot.n_cached)
+
+    def _threads(self) -> tuple[int, int]:
+        return self.threads.n_threads, self.threads.n_threads_batch
+
+    def _decode(self, slots: list[Slot], **batch: object) -> bool:
+        """Decode one batch; False when it failed (its requests are ended)."""
+        ctx = self.ctx
+        with self._guard:
+            self._in_decode = [s.request for s in slots if s.request is not None]
+        try:
+            ctx.decode(**batch)  # type: ignore[arg-type]
+            return True
+        except GenerationCancelled:
+            for slot in slots:  # the cache holds no part of the batch: retry the others
+                request = slot.request
+                if request is not None and request.cancel_reason is not None:
+                    self._finish(slot, request.cancel_reason)
+            return False
+        except ContextFullError:
+            for slot in slots:
+                if slot.request is not None:
+                    self._finish(slot, "length")
+            return False
+        except FiresideError as error:  # llama.cpp failed: fail this batch
+            log.warning("decode failed for %d sequences: %s", len(slots), error)
+            for slot in slots:
+                request = slot.request
+                slot.forget(ctx)
+                self._exact[slot.seq_id] = 0
+                if request is not None:
+                    slot.release()
+                    self._end(request, error)
+            return False
+        finally:
+            with self._guard:
+                self._in_decode = []
+                ctx.reset_cancel()
+
+    def _generate(self, slots: list[Slot]) -> int:
+        n = len(slots)
+        tokens = [s.next_token for s in slots]
+        t_step = time.perf_counter()
+        if n == 1 and slots[0].seq_id == 0:
+            ok = self._decode(slots, tokens=tokens)
+        else:
+            ok = self._decode(
+                slots,
+                tokens=tokens,
+                positions=[len(s.cached) for s in slots],
+                seq_ids=[s.seq_id for s in slots],
+                logits=[True] * n,
+            )
+        if not ok:
+            return 0
+        record = self._record
+        if record is not None and record(time.perf_counter() - t_step, n):
+            self.ctx.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
+        stats = self._stats
+        stats.n_generation_steps += 1
+        stats.n_sequences_max = max(stats.n_sequences_max, n)
+        if self.observer is not None:
+            self.observer.step(n, n)
+        for index, slot in enumerate(slots):
+            slot.cached.append(slot.next_token)  # type: ignore[arg-type]
+            self._sample(slot, index)
+        return n
+
+    def _prefill(self, slot: Slot, request: Request, start: int, end: int) -> None:
+        chunk = request.prompt[start:end]
+        last = end == len(request.prompt)
+        ok = self._decode(
+            [slot],
+            tokens=chunk,
+            positions=list(range(start, end)),
+            seq_ids=slot.seq_id,
+            logits=[False] * (len(chunk) - 1) + [last],
+        )
+        if not ok:
+            return
+        slot.cached.extend(chunk)
+        if end % self.chunk == 0 and self._exact[slot.seq_id] == start:
+            self._exact[slot.seq_id] = end
+        stats = self._stats
+        stats.n_prompt_tokens_evaluated += len(chunk)
+        stats.last_prompt_tokens_evaluated += len(chunk)
+        if self.observer is not None:
+            self.observer.step(len(chunk), 1)
+        if last:
+            timing = self._timing.get(request.id)
+            if timing is not None:
+                timing.prompt_done = time.perf_counter()
+            if request.max_tokens == 0:  # only read the prompt (into the cache)
+                self._finish(slot, "length")
+            else:
+                self._sample(slot, len(chunk) - 1)
+
+    def _sample(self, slot: Slot, index: int) -> None:
+        request, emitter = slot.request, slot.emitter
+        if request is None or emitter is None:
+            return
+        timing = self._timing.get(request.id)
+        try:
+            token = request.sampler.sample(self.ctx, index)
+            n_before = len(emitter.tokens)
+            text = emitter.on_token(token, self.ctx, index)
+        except (FiresideError, ValueError, RuntimeError) as error:  # e.g. a dead-end grammar
+            log.warning("sampling failed for request %d: %s", request.id, error)
+            slot.release()
+            self._end(request, error)
+            return
+        if timing is not None and timing.first is None:
+            timing.first = time.perf_counter()
+            if self.observer is not None:
+                self.observer.first_token(timing.first - request.submitted)
+        if emitter.finish_reason is not None:
+            self._finish(slot, emitter.finish_reason, text, n_before)
+            return
+        slot.next_token = token
+        if text or emitter.top_logprobs is not None:
+            request.emit(Chunk(text, [token], emitter.take_logprobs()))
+
+    def _finish(
+        self, slot: Slot, reason: FinishReason, text: str | None = None, n_before: int = -1
+    ) -> None:
+        """End the request on ``slot``: its last chunk (``text`` from the token that ended
+        it, else what the emitter still holds) and its :class:`Done`."""
+        request, emitter = slot.request, slot.emitter
+        assert request is not None and emitter is not None
+        if text is None:
+            text = emitter.end(reason)
+        tokens = emitter.tokens
+        new = tokens[n_before:] if n_before >= 0 else []
+        logprobs = emitter.take_logprobs()
+        if text or new or logprobs:
+            request.emit(Chunk(text, new, logprobs))
+        timing = self._timing.pop(request.id, None)
+        t_end = time.perf_counter()
+        t0 = request.submitted
+        t_prompt = t_end if timing is None or timing.prompt_done is None else timing.prompt_done
+        t_first = t_prompt if timing is None or timing.first is None else timing.first
+        n_prompt, n = len(request.prompt), len(tokens)
+        generation_s = t_end - t_prompt
+        done = Done(
+            finish_reason=reason,
+            usage=Usage(n_prompt, n, n_prompt + n),
+            n_cached=slot.n_cached,
+            time_to_first_token=None if timing is None or timing.first is None else t_first - t0,
+            tokens=tokens,
+            timings=Timings(
+                prompt_ms=(t_prompt - t0) * 1000.0,
+                generation_ms=generation_s * 1000.0,
+                time_to_first_token_ms=(t_first - t0) * 1000.0,
+                tokens_per_second=n / generation_s if generation_s > 0 else 0.0,
+                n_threads=self.threads.n_threads,
+                n_threads_batch=self.threads.n_threads_batch
+                if timing is None
+                else timing.n_threads_batch,
+            ),
+        )
+        self._stats.n_generated_tokens += n
+        slot.release()
+        self._end(request, done)
+
+    def _end(self, request: Request, event: Done | BaseException) -> None:
+        self._timing.pop(request.id, None)
+        if isinstance(event, Done) and self.observer is not None:
+            self.observer.finish(event.finish_reason, event.usage.completion_tokens)
+        request.emit(event)
+        with self._cond:
+            self._n_jobs -= 1

@@ -1,0 +1,323 @@
+"""The library's client of the engine: a generation as a plain iterator of text chunks.
+
+:class:`GenerationStream` submits its request to the :class:`~fireside.generation.engine.Engine`
+when it is first iterated (a stream that is never iterated never touches the model) and
+then reads the request's events; while nobody else is stepping the engine, the reading
+thread runs the step itself, so a lone caller pays no thread hand-off per token.
+``break``, :meth:`GenerationStream.close` or dropping the stream cancels the request; its
+slot is free at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from typing import TYPE_CHECKING
+
+from fireside.generation.requests import Chunk, Done, Event, Request
+from fireside.generation.results import GenerationResult, Timings, TokenLogprob, Usage
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from fireside.generation.engine import Engine
+
+TokenCallback = Callable[[int, str], object]
+"""``callback(token_id, text)`` after each emitted chunk; returning ``False`` stops."""
+
+DoneCallback = Callable[[GenerationResult], object]
+
+
+class StreamRequest(Request):
+    """A request whose events queue up for the thread reading its stream."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.events: deque[Event] = deque()
+        self.result: GenerationResult | None = None
+        self.callbacks: list[DoneCallback] = []
+        self.generator: weakref.ref[Generator[str, None, None]] | None = None
+        self.owner: int | None = None
+        """The thread iterating the stream (set when it starts)."""
+        self.engine: Engine | None = None
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)  # deque.append is atomic: no lock needed
+
+
+_open: dict[int, weakref.WeakSet[StreamRequest]] = {}  # per thread: streams left unfinished
+_open_lock = threading.Lock()
+
+
+def _register(request: StreamRequest) -> None:
+    me = threading.get_ident()
+    request.owner = me
+    with _open_lock:
+        _open.setdefault(me, weakref.WeakSet()).add(request)
+
+
+def _unregister(request: StreamRequest) -> None:
+    with _open_lock:
+        streams = _open.get(request.owner or 0)
+        if streams is not None:
+            streams.discard(request)
+            if not streams:
+                del _open[request.owner or 0]
+
+
+def end_unfinished(engine: Engine) -> None:
+    """End the streams on ``engine`` that the calling thread started and left unfinished
+    (``break`` keeps an iterator alive): a thread that waits for a slot while holding one
+    it will never resume would wait forever."""
+    with _open_lock:
+        mine = list(_open.get(threading.get_ident(), ()))
+    for request in mine:
+        gen = request.generator() if request.generator is not None else None
+        if gen is None or request.engine is not engine:
+            continue
+        try:
+            gen.close()
+        except ValueError:  # "generator already executing": called from its own callback
+            raise RuntimeError(
+                "a generation cannot start while this thread is running another one on "
+                "the same model (from its callback)"
+            ) from None
+
+
+class GenerationStream(Iterator[str]):
+    """An iterator of text chunks from one generation.
+
+    Iterating runs the generation; ``break``, :meth:`close` or dropping the stream stops it
+    at once. After the last chunk, :attr:`result` holds the :class:`GenerationResult`
+    (``finish_reason``, usage, timings). A stream that is never iterated never touches the
+    model. Chunks are whole characters: when the generation ends in the middle of a
+    multi-byte character, its first bytes are dropped.
+    """
+
+    __slots__ = ("_gen", "_request")
+
+    def __init__(
+        self, engine: Engine, request: StreamRequest, callback: TokenCallback | None = None
+    ) -> None:
+        self._request = request
+        request.engine = engine
+        gen = _iterate(engine, request, callback)
+        request.generator = weakref.ref(gen)
+        self._gen = gen
+
+    def __iter__(self) -> GenerationStream:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """Stop the generation now (finish reason ``"cancelled"`` if it was running)."""
+        self._gen.close()
+
+    def cancel(self) -> None:
+        """Ask the generation to stop (thread-safe); it ends at the next step."""
+        self._request.cancel()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def result(self) -> GenerationResult | None:
+        """The final result, or ``None`` while the stream has not finished."""
+        return self._request.result
+
+    @property
+    def finish_reason(self) -> str | None:
+        result = self._request.result
+        return None if result is None else result.finish_reason
+
+    def add_done_callback(self, fn: DoneCallback) -> None:
+        """Call ``fn(result)`` when the generation ends (also when broken off or cancelled).
+
+        Not called for a stream that never started or that failed with an exception.
+        """
+        if self._request.result is not None:
+            fn(self._request.result)
+        else:
+            self._request.callbacks.append(fn)
+
+    def drain(self) -> GenerationResult:
+        """Run the generation to its end and return the result."""
+        for _ in self:
+            pass
+        result = self._request.result
+        if result is None:  # pragma: no cover - the generator always sets it on a clean end
+            raise RuntimeError("the generation ended without a result")
+        return result
+
+
+def _iterate(
+    engine: Engine, request: StreamRequest, callback: TokenCallback | None
+) -> Generator[str, None, None]:
+    events = request.events
+    pieces: list[str] = []
+    logprobs: list[TokenLogprob] | None = [] if request.top_logprobs is not None else None
+    if request.cancel_reason is not None:  # cancelled before it started: nothing runs
+        request.result = _result(request, pieces, logprobs, None)
+        _done(request)
+        return
+    if engine.free_slots == 0:
+        end_unfinished(engine)
+    engine.submit(request)
+    _register(request)
+    done: Done | None = None
+    try:
+        while True:
+            if not events:
+                engine.wait(lambda: bool(events))
+            event = events.popleft()
+            if isinstance(event, Chunk):
+                if logprobs is not None:
+                    logprobs.extend(event.logprobs)
+                text = event.text
+                if text:
+                    pieces.append(text)
+                    yield text
+                    if (
+                        callback is not None
+                        and event.tokens
+                        and callback(event.tokens[-1], text) is False
+                    ):
+                        request.cancel("stop")  # the reply ends here: later text is dropped
+                        done = _wait_done(engine, request)
+                        break
+            elif isinstance(event, Done):
+                done = event
+                break
+            else:
+                raise event
+    except GeneratorExit:
+        request.cancel()
+        if not engine.driving_here():  # not from a callback or a collector inside a step
+            _settle(engine, request, pieces, logprobs)
+        raise
+    finally:
+        _unregister(request)
+    request.result = _result(request, pieces, logprobs, done)
+    _done(request)
+
+
+def _settle(
+    engine: Engine,
+    request: StreamRequest,
+    pieces: list[str],
+    logprobs: list[TokenLogprob] | None,
+) -> None:
+    """After a cancel: wait for the engine to end the request, and record its result."""
+    done = _wait_done(engine, request)
+    if done is not None:
+        done.finish_reason = "cancelled"  # the reader left before the end: the reply ends here
+    request.result = _result(request, pieces, logprobs, done)
+    _done(request)
+
+
+def _wait_done(engine: Engine, request: StreamRequest) -> Done | None:
+    """Wait for a cancelled request's end; its late chunks are dropped."""
+    events = request.events
+
+    def ended() -> bool:
+        return any(not isinstance(e, Chunk) for e in events)
+
+    try:
+        engine.wait(ended)
+    except Exception:  # noqa: BLE001 - the engine is closed: the result is what we saw
+        events.clear()
+    done: Done | None = None
+    while events:
+        event = events.popleft()
+        if isinstance(event, Done):
+            done = event
+    return done
+
+
+def _result(
+    request: StreamRequest,
+    pieces: list[str],
+    logprobs: list[TokenLogprob] | None,
+    done: Done | None,
+) -> GenerationResult:
+    n_prompt = len(request.prompt)
+    if done is None:
+        return GenerationResult(
+            text="".join(pieces),
+            tokens=[],
+            finish_reason="cancelled",
+            usage=Usage(n_prompt, 0, n_prompt),
+            timings=Timings(0.0, 0.0, 0.0, 0.0),
+            logprobs=logprobs,
+        )
+    return GenerationResult(
+        text="".join(pieces),
+        tokens=done.tokens,
+        finish_reason=done.finish_reason,
+        usage=done.usage,
+        timings=done.timings or Timings(0.0, 0.0, 0.0, 0.0),
+        logprobs=logprobs,
+    )
+
+
+def _done(request: StreamRequest) -> None:
+    callbacks, request.callbacks = request.callbacks, []
+    result = request.result
+    if result is not None:
+        for fn in callbacks:
+            fn(result)
+
+
+# -- async ---------------------------------------------------------------------------
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+async def aiterate(stream: GenerationStream) -> AsyncIterator[str]:
+    """Iterate a stream from async code: it runs in its own thread, chunks come through a
+    queue. Leaving the ``async for`` (or cancelling the task) cancels the generation."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def put(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            stream.cancel()
+
+    def pump() -> None:
+        try:
+            for chunk in stream:
+                put(chunk)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the awaiting task
+            put(_Failure(error))
+        finally:
+            put(_END)
+
+    threading.Thread(target=pump, name="fireside-generation", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stream.cancel()  # a no-op once the generation has finished
