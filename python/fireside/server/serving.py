@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -159,6 +160,15 @@ def _usage(job: Job) -> p.Usage:
     )
 
 
+@dataclass(frozen=True)
+class ChatRun:
+    """A submitted chat: its job (events, result), the excerpts it cites, its logprobs."""
+
+    job: Job
+    references: list[Reference] | None
+    top_logprobs: int | None
+
+
 class Service:
     """The model, the engine and the request handlers of one server."""
 
@@ -293,9 +303,13 @@ class Service:
         except ValueError as e:
             raise bad_request(f"Invalid JSON schema: {e}", param="response_format") from None
 
-    async def chat(self, request: Request) -> Response:
-        """``POST /v1/chat/completions``."""
-        req: p.ChatCompletionRequest = await parse_body(request, p.ChatCompletionRequest)
+    async def start_chat(self, req: p.ChatCompletionRequest) -> ChatRun:
+        """Check ``req``, render and submit it: the running job and what it cites.
+
+        The one way into the engine for a chat: ``/v1/chat/completions`` and the other API
+        shapes (which build a :class:`~fireside.server.protocol.ChatCompletionRequest` from
+        their own requests) read the job's events and result in their own format.
+        """
         self.check_model(req.model)
         if req.stream_options is not None and not req.stream:
             raise bad_request(
@@ -312,6 +326,13 @@ class Service:
         top = (req.top_logprobs or 0) if req.logprobs else None
         job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
         self._submit(job)
+        return ChatRun(job, references, top)
+
+    async def chat(self, request: Request) -> Response:
+        """``POST /v1/chat/completions``."""
+        req: p.ChatCompletionRequest = await parse_body(request, p.ChatCompletionRequest)
+        run = await self.start_chat(req)
+        job, references, top = run.job, run.references, run.top_logprobs
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             return EventStream(
