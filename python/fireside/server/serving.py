@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from fireside.server.engine import Engine
 
 _DONE = "data: [DONE]\n\n"
-_STREAM_ERRORS = (FiresideError, ValueError, RuntimeError)
+STREAM_ERRORS = (FiresideError, ValueError, RuntimeError)
+"""What a job's events may raise that is reported to the client (in a stream: as an event)."""
 
 
 def _sse(payload: BaseModel | dict[str, Any]) -> str:
@@ -66,7 +67,7 @@ class EventStream(StreamingResponse):
             self._on_close()
 
 
-async def parse_body(request: Request, model: type[p._Request]) -> Any:
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
     """The request's JSON body validated as ``model`` (400 in OpenAI's shape otherwise).
 
     Any content type is accepted (``curl -d`` sends a form type), the body must be JSON.
@@ -87,7 +88,7 @@ async def _wait_disconnect(request: Request) -> None:
             return
 
 
-async def _collect(job: Job, request: Request) -> tuple[str, list[TokenLogprob]] | None:
+async def collect(job: Job, request: Request) -> tuple[str, list[TokenLogprob]] | None:
     """All of a job's text, or ``None`` when the client disconnected first (job cancelled)."""
 
     async def gather() -> tuple[str, list[TokenLogprob]]:
@@ -303,6 +304,16 @@ class Service:
         except ValueError as e:
             raise bad_request(f"Invalid JSON schema: {e}", param="response_format") from None
 
+    async def chat_prompt(
+        self, req: p.ChatCompletionRequest
+    ) -> tuple[list[int], list[Reference] | None]:
+        """The prompt tokens of ``req`` and the excerpts they carry, checked and rendered
+        exactly as :meth:`start_chat` renders them (so token counts match its usage)."""
+        self.check_model(req.model)
+        references = await self._references(req)
+        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages, references)
+        return tokens, references
+
     async def start_chat(self, req: p.ChatCompletionRequest) -> ChatRun:
         """Check ``req``, render and submit it: the running job and what it cites.
 
@@ -317,8 +328,7 @@ class Service:
             )
         if req.top_logprobs is not None and not req.logprobs:
             raise bad_request("top_logprobs requires logprobs to be true.", param="top_logprobs")
-        references = await self._references(req)
-        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages, references)
+        tokens, references = await self.chat_prompt(req)
         self._check_prompt(len(tokens), "messages")
         requested = req.max_completion_tokens or req.max_tokens
         max_tokens = self._max_tokens(requested, len(tokens))
@@ -342,8 +352,8 @@ class Service:
                 job.cancel,
             )
         try:
-            collected = await _collect(job, request)
-        except _STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
+            collected = await collect(job, request)
+        except STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
             raise from_exception(e) from None
         if collected is None:
             return Response(status_code=499)
@@ -394,7 +404,7 @@ class Service:
             async for event in job.events():
                 logprobs = _chat_logprobs(event.logprobs) if with_logprobs else None
                 yield chunk(p.ChatDelta(content=event.text), logprobs=logprobs)
-        except _STREAM_ERRORS as e:  # the headers are sent: report it in the stream
+        except STREAM_ERRORS as e:  # the headers are sent: report it in the stream
             yield _sse(from_exception(e).body())
             yield _DONE
             return
@@ -486,8 +496,8 @@ class Service:
                 self._completion_events(job, cid, created, req.include_usage), job.cancel
             )
         try:
-            collected = await _collect(job, request)
-        except _STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
+            collected = await collect(job, request)
+        except STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
             raise from_exception(e) from None
         if collected is None:
             return Response(status_code=499)
@@ -527,7 +537,7 @@ class Service:
                     logprobs = _completion_logprobs(event.logprobs, offset)
                 offset += len(event.text)
                 yield chunk(event.text, logprobs=logprobs)
-        except _STREAM_ERRORS as e:  # the headers are sent: report it in the stream
+        except STREAM_ERRORS as e:  # the headers are sent: report it in the stream
             yield _sse(from_exception(e).body())
             yield _DONE
             return
