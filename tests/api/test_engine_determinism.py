@@ -55,17 +55,22 @@ def test_same_tokens_after_any_cache_history(model: Model) -> None:
         assert model.stats.last_prompt_tokens_reused > 0  # the prefix really was reused
 
 
-def test_eight_threads_give_their_sequential_outputs_in_shared_steps(model: Model) -> None:
+@pytest.mark.parametrize(
+    "sampling", [{}, {"temperature": 0.9, "seed": 11}], ids=["greedy", "seeded"]
+)
+def test_eight_threads_give_their_sequential_outputs_in_shared_steps(
+    model: Model, sampling: dict[str, object]
+) -> None:
     questions = QUESTIONS * 2
     model.reset()
-    alone = [ask(model, q) for q in questions]
+    alone = [ask(model, q, **sampling) for q in questions]
     before = model.stats
     results: dict[int, list[int]] = {}
     start = threading.Barrier(len(questions))
 
     def work(i: int) -> None:
         start.wait()
-        results[i] = ask(model, questions[i])
+        results[i] = ask(model, questions[i], **sampling)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(questions))]
     for t in threads:
