@@ -2,8 +2,9 @@
 
 Requests reject unknown fields (as OpenAI does: "Unrecognized request argument"), so a
 parameter this server does not implement is an error rather than silently ignored. Beside
-OpenAI's fields, ``top_k``, ``min_p`` and ``repeat_penalty`` are accepted (llama.cpp's
-usual sampling knobs). Omitted sampling fields take fireside's defaults
+OpenAI's fields, ``top_k``, ``min_p``, ``repeat_penalty``, ``repeat_last_n``,
+``typical_p`` and ``mirostat`` (with ``mirostat_tau``, ``mirostat_eta``) are accepted
+(llama.cpp's usual sampling knobs). Omitted sampling fields take fireside's defaults
 (:class:`fireside.generation.sampling.SamplingParams`), not OpenAI's.
 """
 
@@ -83,6 +84,11 @@ class _GenerationRequest(_Request):
     top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(default=None, gt=0.0)
+    repeat_last_n: int | None = Field(default=None, ge=-1, le=MAX_TOP_K)
+    typical_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    mirostat: Literal[0, 1, 2] | None = None
+    mirostat_tau: float | None = Field(default=None, ge=0.0)
+    mirostat_eta: float | None = Field(default=None, gt=0.0)
 
     @field_validator("n")
     @classmethod

@@ -218,22 +218,25 @@ class Service:
                 code="model_not_found",
             )
 
-    def _max_tokens(self, requested: int | None, n_prompt: int) -> int:
+    def _context(self, n_ctx: int | None) -> int:
+        """Tokens a request may use: the slot's context, or less when it asks for less."""
+        return self.engine.n_ctx_seq if n_ctx is None else min(n_ctx, self.engine.n_ctx_seq)
+
+    def _max_tokens(self, requested: int | None, n_prompt: int, n_ctx: int | None = None) -> int:
         if requested is not None and requested > self.max_tokens_limit:
             raise bad_request(
                 f"max_tokens is {requested}, but this server allows at most "
                 f"{self.max_tokens_limit} tokens per completion.",
                 param="max_tokens",
             )
-        room = self.engine.n_ctx_seq - n_prompt
+        room = self._context(n_ctx) - n_prompt
         return room if requested is None else min(requested, room)
 
-    def _check_prompt(self, n_prompt: int, param: str) -> None:
-        if n_prompt >= self.engine.n_ctx_seq:
+    def _check_prompt(self, n_prompt: int, param: str, n_ctx: int | None = None) -> None:
+        context = self._context(n_ctx)
+        if n_prompt >= context:
             raise from_exception(
-                ContextLengthError(
-                    "prompt too long", n_prompt_tokens=n_prompt, n_ctx=self.engine.n_ctx_seq
-                ),
+                ContextLengthError("prompt too long", n_prompt_tokens=n_prompt, n_ctx=context),
                 param=param,
             )
 
@@ -248,6 +251,11 @@ class Service:
             "top_k",
             "min_p",
             "repeat_penalty",
+            "repeat_last_n",
+            "typical_p",
+            "mirostat",
+            "mirostat_tau",
+            "mirostat_eta",
             "presence_penalty",
             "frequency_penalty",
         ):
@@ -314,12 +322,15 @@ class Service:
         tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages, references)
         return tokens, references
 
-    async def start_chat(self, req: p.ChatCompletionRequest) -> ChatRun:
+    async def start_chat(
+        self, req: p.ChatCompletionRequest, *, n_ctx: int | None = None
+    ) -> ChatRun:
         """Check ``req``, render and submit it: the running job and what it cites.
 
         The one way into the engine for a chat: ``/v1/chat/completions`` and the other API
         shapes (which build a :class:`~fireside.server.protocol.ChatCompletionRequest` from
         their own requests) read the job's events and result in their own format.
+        ``n_ctx`` limits prompt plus completion to fewer tokens than the slot holds.
         """
         self.check_model(req.model)
         if req.stream_options is not None and not req.stream:
@@ -329,9 +340,9 @@ class Service:
         if req.top_logprobs is not None and not req.logprobs:
             raise bad_request("top_logprobs requires logprobs to be true.", param="top_logprobs")
         tokens, references = await self.chat_prompt(req)
-        self._check_prompt(len(tokens), "messages")
+        self._check_prompt(len(tokens), "messages", n_ctx)
         requested = req.max_completion_tokens or req.max_tokens
-        max_tokens = self._max_tokens(requested, len(tokens))
+        max_tokens = self._max_tokens(requested, len(tokens), n_ctx)
         sampler = await anyio.to_thread.run_sync(self._sampler, req, req.response_format)
         top = (req.top_logprobs or 0) if req.logprobs else None
         job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
@@ -474,22 +485,30 @@ class Service:
             raise bad_request("The prompt is empty.", param="prompt")
         return tokens
 
-    async def completion(self, request: Request) -> Response:
-        """``POST /v1/completions``."""
-        req: p.CompletionRequest = await parse_body(request, p.CompletionRequest)
+    async def start_completion(self, req: p.CompletionRequest, *, n_ctx: int | None = None) -> Job:
+        """Check ``req``, tokenize its prompt (no template) and submit it: the running job.
+
+        The one way into the engine for a raw prompt, as :meth:`start_chat` is for a chat.
+        """
         self.check_model(req.model)
         if req.stream_options is not None and not req.stream:
             raise bad_request(
                 "stream_options is only allowed when stream is true.", param="stream_options"
             )
         tokens = await anyio.to_thread.run_sync(self._completion_prompt, req.prompt)
-        self._check_prompt(len(tokens), "prompt")
-        max_tokens = self._max_tokens(req.max_tokens, len(tokens))
+        self._check_prompt(len(tokens), "prompt", n_ctx)
+        max_tokens = self._max_tokens(req.max_tokens, len(tokens), n_ctx)
         sampler = await anyio.to_thread.run_sync(self._sampler, req)
         job = Job(
             tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=req.logprobs
         )
         self._submit(job)
+        return job
+
+    async def completion(self, request: Request) -> Response:
+        """``POST /v1/completions``."""
+        req: p.CompletionRequest = await parse_body(request, p.CompletionRequest)
+        job = await self.start_completion(req)
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             return EventStream(
@@ -561,12 +580,23 @@ class Service:
                 self._embedder = Embedder(self.model)
             return self._embedder
 
-    def _embed(self, texts: list[Any]) -> tuple[Any, int]:
+    def embedding_width(self) -> int:
+        """The embeddings' dimensions (loads the embedder on first use; blocks)."""
+        return self._get_embedder().n_embd
+
+    def embed_texts(
+        self, texts: list[Any], *, truncate: bool = False, normalize: bool = True
+    ) -> tuple[Any, int]:
+        """The vectors of ``texts`` (one row each) and the tokens they took (blocks: call
+        it in a worker thread). A text over the embedder's limit is a 400, or cut to the
+        limit with ``truncate``."""
         embedder = self._get_embedder()
         n_tokens = 0
         for i, text in enumerate(texts):
             n = len(self.core.tokenize(text, add_special=True))
-            if n > embedder.max_text_tokens:
+            if truncate:
+                n = min(n, embedder.max_text_tokens)
+            elif n > embedder.max_text_tokens:
                 raise APIError(
                     400,
                     f"input[{i}] has {n} tokens, but this model embeds at most "
@@ -576,7 +606,7 @@ class Service:
                 )
             n_tokens += n
         try:
-            vectors = embedder.embed(texts)
+            vectors = embedder.embed(texts, normalize=normalize)
         except (ValueError, TypeError) as e:
             raise from_exception(e, param="input") from None
         return vectors, n_tokens
@@ -609,7 +639,7 @@ class Service:
                 "dimensions (they cannot be shortened).",
                 param="dimensions",
             )
-        vectors, n_tokens = await anyio.to_thread.run_sync(self._embed, texts)
+        vectors, n_tokens = await anyio.to_thread.run_sync(self.embed_texts, texts)
         data = []
         for i, vector in enumerate(vectors):
             embedding: list[float] | str
