@@ -5,8 +5,9 @@ fetched from the network. Each entry names one GGUF file on the Hugging Face Hub
 may list mirrors (other places holding the same bytes, verified by sha256).
 
 Names are matched case-insensitively against an entry's ``name`` and ``aliases``
-(other names of the same model, such as the file names GPT4All used) and ``replaces``
-(names of older models this one stands in for; resolving one logs which model is used).
+(other names of the same model, such as the file names GPT4All used and Ollama's
+``name:tag`` names, ``smollm2:135m``) and ``replaces`` (names of older models this one
+stands in for; resolving one logs which model is used).
 """
 
 from __future__ import annotations
