@@ -161,7 +161,8 @@ def serve(
     if not is_loopback(host) and api_key is None:
         print(
             f"warning: listening on {host} without --api-key: anyone who can reach this "
-            "machine can use the model",
+            "machine can use the model (downloading and deleting models over /api/pull and "
+            "/api/delete is off)",
             file=sys.stderr,
         )
     if "*" in origins and api_key is None:
@@ -197,6 +198,7 @@ def serve(
                 allowed_hosts=tuple(hosts),
                 allowed_origins=tuple(origins),
                 docs=tuple(served),
+                manage_models=is_loopback(host) or api_key is not None,
             )
             app = create_app(loaded, config)
             service = app.state.service

@@ -42,6 +42,9 @@ class ServerConfig:
         docs: LocalDocs collections (by name) that requests may search and answer from
             (``/v1/docs``, ``"docs"`` in chat completions); see
             :mod:`fireside.server.docs_api`.
+        manage_models: whether requests may download and delete models (Ollama's
+            ``/api/pull`` and ``/api/delete``; behind the API key when one is set).
+            ``fireside serve`` turns it off when it listens beyond loopback without a key.
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -59,6 +62,7 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     docs: tuple[str, ...] = ()
+    manage_models: bool = True
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
