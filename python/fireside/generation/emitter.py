@@ -45,6 +45,7 @@ class SequenceEmitter:
         "_is_eog",
         "_logprobs",
         "_model",
+        "_sent",
         "finish_reason",
         "max_tokens",
         "tokens",
@@ -68,6 +69,7 @@ class SequenceEmitter:
         self.top_logprobs = top_logprobs
         self.tokens: list[int] = []
         """The generated tokens (without an end-of-generation token)."""
+        self._sent = 0
         self.finish_reason: FinishReason | None = None
         """Why the sequence ended; ``None`` while it runs."""
 
@@ -101,6 +103,13 @@ class SequenceEmitter:
         return its last piece (nothing for ``"cancelled"``)."""
         self.finish_reason = reason
         return "" if reason in ("cancelled", "stop") else self._tail()
+
+    def take_tokens(self) -> list[int]:
+        """The tokens generated since the previous call (a chunk's tokens: a token that
+        gave no text yet travels with the next chunk)."""
+        taken = self.tokens[self._sent :]
+        self._sent = len(self.tokens)
+        return taken
 
     def take_logprobs(self) -> list[TokenLogprob]:
         """The log-probabilities recorded since the previous call."""

@@ -211,7 +211,9 @@ class Engine:
         self._driving = False
         self._driver: int | None = None  # thread id of the one stepping now
         self._idle = True
-        self._guard = threading.Lock()  # the requests in the decode running now
+        # the requests in the decode running now; reentrant: a stream garbage-collected
+        # while this thread holds it cancels its request (which takes it) from here
+        self._guard = threading.RLock()
         self._in_decode: list[Request] = []
         self._stopping = False
         self._closed = False
@@ -454,10 +456,7 @@ class Engine:
 
     def step(self) -> None:
         """Run one step (the caller is the only one stepping)."""
-        for slot in self.slots:
-            request = slot.request
-            if request is not None and request.cancel_reason is not None:
-                self._finish(slot, request.cancel_reason)
+        self._end_cancelled()
         self._admit()
         slots = self.slots
         generating = [s for s in slots if s.next_token is not None]
@@ -480,8 +479,17 @@ class Engine:
             n_tokens += end - start
             self._prefill(slot, request, start, end)
         self._stats.n_steps += 1 if n_tokens else 0
+        # a request cancelled during this step (e.g. its stream was garbage-collected by
+        # this thread) ends now, not whenever somebody steps again
+        self._end_cancelled()
         if not any(s.busy for s in slots):
             self._idle = True
+
+    def _end_cancelled(self) -> None:
+        for slot in self.slots:
+            request = slot.request
+            if request is not None and request.cancel_reason is not None:
+                self._finish(slot, request.cancel_reason)
 
     def _admit(self) -> None:
         while True:
@@ -627,7 +635,6 @@ class Engine:
         timing = self._timing.get(request.id)
         try:
             token = request.sampler.sample(self.ctx, index)
-            n_before = len(emitter.tokens)
             text = emitter.on_token(token, self.ctx, index)
         except (FiresideError, ValueError, RuntimeError) as error:  # e.g. a dead-end grammar
             log.warning("sampling failed for request %d: %s", request.id, error)
@@ -639,23 +646,22 @@ class Engine:
             if self.observer is not None:
                 self.observer.first_token(timing.first - request.submitted)
         if emitter.finish_reason is not None:
-            self._finish(slot, emitter.finish_reason, text, n_before)
+            self._finish(slot, emitter.finish_reason, text)
             return
         slot.next_token = token
         if text or emitter.top_logprobs is not None:
-            request.emit(Chunk(text, [token], emitter.take_logprobs()))
+            request.emit(Chunk(text, emitter.take_tokens(), emitter.take_logprobs()))
 
-    def _finish(
-        self, slot: Slot, reason: FinishReason, text: str | None = None, n_before: int = -1
-    ) -> None:
+    def _finish(self, slot: Slot, reason: FinishReason, text: str | None = None) -> None:
         """End the request on ``slot``: its last chunk (``text`` from the token that ended
-        it, else what the emitter still holds) and its :class:`Done`."""
+        it, else what the emitter still holds; with every token not yet sent) and its
+        :class:`Done`."""
         request, emitter = slot.request, slot.emitter
         assert request is not None and emitter is not None
         if text is None:
             text = emitter.end(reason)
         tokens = emitter.tokens
-        new = tokens[n_before:] if n_before >= 0 else []
+        new = emitter.take_tokens()
         logprobs = emitter.take_logprobs()
         if text or new or logprobs:
             request.emit(Chunk(text, new, logprobs))

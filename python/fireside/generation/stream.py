@@ -43,9 +43,52 @@ class StreamRequest(Request):
         self.owner: int | None = None
         """The thread iterating the stream (set when it starts)."""
         self.engine: Engine | None = None
+        self._abandoned: _Seen | None = None
 
     def emit(self, event: Event) -> None:
+        if self._abandoned is not None:  # nobody reads: the end settles the result
+            if not isinstance(event, Chunk):
+                self._settle_abandoned(event)
+            return
         self.events.append(event)  # deque.append is atomic: no lock needed
+
+    def abandon(self, seen: _Seen) -> None:
+        """The reader left while this thread runs a step (its stream was closed or
+        garbage-collected from inside the step), so it cannot wait for the end: the
+        result is recorded when the engine ends the (cancelled) request. Called on the
+        driving thread, which is also the one that emits."""
+        self._abandoned = seen
+        end = next((e for e in self.events if not isinstance(e, Chunk)), None)
+        self.events.clear()
+        if end is not None:
+            self._settle_abandoned(end)
+
+    def _settle_abandoned(self, event: Event) -> None:
+        seen = self._abandoned
+        assert seen is not None
+        done = event if isinstance(event, Done) else None
+        if done is not None:
+            done.finish_reason = "cancelled"
+        self.result = _result(self, seen, done)
+        _done(self)
+
+
+class _Seen:
+    """What the reader of a stream received: text pieces, tokens, log-probabilities."""
+
+    __slots__ = ("logprobs", "n_tokens", "pieces")
+
+    def __init__(self, with_logprobs: bool) -> None:
+        self.pieces: list[str] = []
+        self.n_tokens = 0
+        self.logprobs: list[TokenLogprob] | None = [] if with_logprobs else None
+
+    def take(self, chunk: Chunk) -> None:
+        if self.logprobs is not None:
+            self.logprobs.extend(chunk.logprobs)
+        self.n_tokens += len(chunk.tokens)
+        if chunk.text:
+            self.pieces.append(chunk.text)
 
 
 _open: dict[int, weakref.WeakSet[StreamRequest]] = {}  # per thread: streams left unfinished
@@ -162,10 +205,9 @@ def _iterate(
     engine: Engine, request: StreamRequest, callback: TokenCallback | None
 ) -> Generator[str, None, None]:
     events = request.events
-    pieces: list[str] = []
-    logprobs: list[TokenLogprob] | None = [] if request.top_logprobs is not None else None
+    seen = _Seen(request.top_logprobs is not None)
     if request.cancel_reason is not None:  # cancelled before it started: nothing runs
-        request.result = _result(request, pieces, logprobs, None)
+        request.result = _result(request, seen, None)
         _done(request)
         return
     if engine.free_slots == 0:
@@ -179,11 +221,9 @@ def _iterate(
                 engine.wait(lambda: bool(events))
             event = events.popleft()
             if isinstance(event, Chunk):
-                if logprobs is not None:
-                    logprobs.extend(event.logprobs)
+                seen.take(event)
                 text = event.text
                 if text:
-                    pieces.append(text)
                     yield text
                     if (
                         callback is not None
@@ -192,6 +232,8 @@ def _iterate(
                     ):
                         request.cancel("stop")  # the reply ends here: later text is dropped
                         done = _wait_done(engine, request)
+                        if done is not None and len(done.tokens) > seen.n_tokens:
+                            done.finish_reason = "stop"  # it ended here, not where it ran to
                         break
             elif isinstance(event, Done):
                 done = event
@@ -200,26 +242,23 @@ def _iterate(
                 raise event
     except GeneratorExit:
         request.cancel()
-        if not engine.driving_here():  # not from a callback or a collector inside a step
-            _settle(engine, request, pieces, logprobs)
+        if engine.driving_here():  # from a callback or a collector inside a step
+            request.abandon(seen)
+        else:
+            _settle(engine, request, seen)
         raise
     finally:
         _unregister(request)
-    request.result = _result(request, pieces, logprobs, done)
+    request.result = _result(request, seen, done)
     _done(request)
 
 
-def _settle(
-    engine: Engine,
-    request: StreamRequest,
-    pieces: list[str],
-    logprobs: list[TokenLogprob] | None,
-) -> None:
+def _settle(engine: Engine, request: StreamRequest, seen: _Seen) -> None:
     """After a cancel: wait for the engine to end the request, and record its result."""
     done = _wait_done(engine, request)
     if done is not None:
         done.finish_reason = "cancelled"  # the reader left before the end: the reply ends here
-    request.result = _result(request, pieces, logprobs, done)
+    request.result = _result(request, seen, done)
     _done(request)
 
 
@@ -242,29 +281,28 @@ def _wait_done(engine: Engine, request: StreamRequest) -> Done | None:
     return done
 
 
-def _result(
-    request: StreamRequest,
-    pieces: list[str],
-    logprobs: list[TokenLogprob] | None,
-    done: Done | None,
-) -> GenerationResult:
+def _result(request: StreamRequest, seen: _Seen, done: Done | None) -> GenerationResult:
+    """The result of what the reader received: text, tokens and usage agree (tokens the
+    engine generated after the reader stopped, whose chunks were dropped, are left out)."""
     n_prompt = len(request.prompt)
+    text = "".join(seen.pieces)
     if done is None:
         return GenerationResult(
-            text="".join(pieces),
+            text=text,
             tokens=[],
             finish_reason="cancelled",
             usage=Usage(n_prompt, 0, n_prompt),
             timings=Timings(0.0, 0.0, 0.0, 0.0),
-            logprobs=logprobs,
+            logprobs=seen.logprobs,
         )
+    tokens = done.tokens[: seen.n_tokens]
     return GenerationResult(
-        text="".join(pieces),
-        tokens=done.tokens,
+        text=text,
+        tokens=tokens,
         finish_reason=done.finish_reason,
-        usage=done.usage,
+        usage=Usage(n_prompt, len(tokens), n_prompt + len(tokens)),
         timings=done.timings or Timings(0.0, 0.0, 0.0, 0.0),
-        logprobs=logprobs,
+        logprobs=seen.logprobs,
     )
 
 
