@@ -17,11 +17,15 @@ from fastapi.staticfiles import StaticFiles
 
 from fireside.chat.template_pool import shared_pool
 from fireside.server import errors
+from fireside.server.anthropic_api import AnthropicErrorShape
+from fireside.server.anthropic_api import router as anthropic_router
 from fireside.server.config import ServerConfig
 from fireside.server.docs_api import DocsService
 from fireside.server.docs_api import router as docs_router
 from fireside.server.limits import BodySizeLimit
 from fireside.server.origins import OriginPolicy
+from fireside.server.responses_api import router as responses_router
+from fireside.server.responses_store import ResponseStore
 from fireside.server.routes import STATIC_DIR, api, public
 
 
@@ -119,10 +123,13 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.docs = docs
+    app.state.responses = ResponseStore()  # previous_response_id (bounded, LRU)
     errors.install(app)
     app.include_router(api)
     app.include_router(docs_router)
     app.include_router(public)
+    app.include_router(responses_router)
+    app.include_router(anthropic_router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
@@ -133,4 +140,6 @@ def create_app(
         allowed_origins=config.allowed_origins,
         on_error=metrics.error,
     )
+    # outermost: every error on /v1/messages (the policy's too) in Anthropic's shape
+    app.add_middleware(AnthropicErrorShape)
     return app
