@@ -4,7 +4,8 @@ translation of its ``input`` items into chat messages.
 Requests reject unknown fields, as :mod:`fireside.server.protocol` does. ``input`` is a
 string (one user message) or a list of items: messages (``role`` user, assistant, system
 or developer; ``content`` a string or ``input_text``/``output_text`` parts), including the
-``output`` messages of an earlier response passed back as they came. Developer messages
+``output`` messages of an earlier response passed back as they came (fields a client's
+models send as ``null`` are fine; other unknown fields are refused). Developer messages
 are system messages to the chat template. Items this server cannot honour yet are refused
 with a 400 that says so: function calls and their outputs (tool calling on this endpoint
 comes with tools in the chat layer), images, files and other item types.
