@@ -84,6 +84,8 @@ class Faults:
     bytes_per_second: float | None = None  # throttle every body
     # hold every body until this many HEAD requests arrived (proves clients overlap)
     hold_until_heads: int | None = None
+    # hold every body until this event is set (a test decides when a transfer starts)
+    gate: threading.Event | None = None
 
 
 class FakeHub:
@@ -294,6 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
+        if hub.faults.gate is not None:
+            hub.faults.gate.wait(60)
         body = data[start:]
         cut = hub.fault(hub.faults.cut_after, key)
         if cut is not None:

@@ -23,7 +23,11 @@ from fireside.server.config import ServerConfig
 from fireside.server.docs_api import DocsService
 from fireside.server.docs_api import router as docs_router
 from fireside.server.limits import BodySizeLimit
+from fireside.server.ollama_api import public as ollama_public
+from fireside.server.ollama_api import router as ollama_router
+from fireside.server.ollama_errors import OllamaErrors
 from fireside.server.origins import OriginPolicy
+from fireside.server.pulls import Pulls
 from fireside.server.responses_api import router as responses_router
 from fireside.server.responses_store import ResponseStore
 from fireside.server.routes import STATIC_DIR, api, public
@@ -101,12 +105,15 @@ def create_app(
             loaded.close()
         raise
 
+    pulls = Pulls()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.start()
         try:
             yield
         finally:
+            pulls.close()  # downloads over HTTP stop at their next chunk
             service.close()  # and the collections
             # a template still rendering would outlive a server stopped by a signal
             # (uvicorn re-raises it, so exit handlers do not run)
@@ -123,10 +130,13 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.docs = docs
+    app.state.pulls = pulls
     app.state.responses = ResponseStore()  # previous_response_id (bounded, LRU)
     errors.install(app)
     app.include_router(api)
     app.include_router(docs_router)
+    app.include_router(ollama_router)  # Ollama's API under /api
+    app.include_router(ollama_public)
     app.include_router(public)
     app.include_router(responses_router)
     app.include_router(anthropic_router)
@@ -142,4 +152,5 @@ def create_app(
     )
     # outermost: every error on /v1/messages (the policy's too) in Anthropic's shape
     app.add_middleware(AnthropicErrorShape)
+    app.add_middleware(OllamaErrors)  # and every error under /api/ in Ollama's shape
     return app
