@@ -473,7 +473,13 @@ def test_errors_outside_the_routes_are_ollama_shaped(live: LiveServer) -> None:
 def test_api_key_and_management_switch(live: LiveServer) -> None:
     model = live.app.state.service.model
     app = create_app(
-        model, parallel=1, ctx_size=128, n_threads=1, api_key="sesame", manage_models=False
+        model,
+        parallel=1,
+        ctx_size=128,
+        n_threads=1,
+        api_key="sesame",
+        manage_models=False,
+        allowed_origins=("http://localhost:3000",),
     )
     with serve(app, api_key="sesame") as guarded:
         anonymous = ollama.Client(host=guarded.url, timeout=60)
@@ -493,3 +499,20 @@ def test_api_key_and_management_switch(live: LiveServer) -> None:
                 call()
             assert caught.value.status_code == 403
             assert "Downloading and deleting models is off" in caught.value.error
+        # a page that may use the server may delete too (after its CORS preflight)
+        page = {"Origin": "http://localhost:3000"}
+        preflight = httpx.options(
+            guarded.url + "/api/delete",
+            headers={**page, "Access-Control-Request-Method": "DELETE"},
+        )
+        assert preflight.status_code == 204
+        assert "DELETE" in preflight.headers["access-control-allow-methods"]
+        reply = httpx.request(
+            "DELETE",
+            guarded.url + "/api/delete",
+            headers={**page, "Authorization": "Bearer sesame"},
+            json={"model": "smollm2:135m"},
+        )
+        assert reply.status_code == 403  # the switch, not the page, refuses it
+        assert reply.headers["access-control-allow-origin"] == page["Origin"]
+        assert "models is off" in reply.json()["error"]

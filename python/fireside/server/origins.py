@@ -48,7 +48,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _PAGE_SCHEMES = {"ws": "http", "wss": "https"}  # a WebSocket's page has the HTTP scheme
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _TOKEN_LIST = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*")
-ALLOW_METHODS = "GET, POST, OPTIONS"
+ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"  # DELETE: Ollama's /api/delete
 PREFLIGHT_MAX_AGE = 600
 
 
