@@ -137,7 +137,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a model over an OpenAI-compatible HTTP API, with a chat page at /.
+    """Serve a model over OpenAI's HTTP API (/v1) and Ollama's (/api), with a chat page at /.
 
     Other web pages may use it only when --allowed-origins names them, and it answers only
     to its own Host names (so a page cannot reach it by DNS rebinding).
