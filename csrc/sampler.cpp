@@ -29,6 +29,14 @@ void check_unit(const char* name, double value) {
     if (value < 0.0 || value > 1.0) throw py::value_error(std::string(name) + " must be in [0, 1], got " + std::to_string(value));
 }
 
+// The ranges below are fireside.generation.sampling.BOUNDS' (the one definition of the
+// sampling options); tests/native/test_sampler_bounds.py checks that both sides agree.
+void check_range(const char* name, double value, double lo, double hi, const char* text, bool lo_open = false) {
+    check_finite(name, value);
+    if (value < lo || value > hi || (lo_open && value == lo))
+        throw py::value_error(std::string(name) + " must be " + text + ", got " + std::to_string(value));
+}
+
 void check_mirostat(float tau, float eta) {
     check_finite("tau", tau);
     check_finite("eta", eta);
@@ -298,7 +306,7 @@ void register_sampler(py::module_& m) {
         .def(
             "add_typical",
             [](Sampler& s, float p, size_t min_keep) -> Sampler& {
-                check_unit("typical_p", p);
+                check_range("typical_p", p, 0.0, 1.0, "in (0, 1]", true);
                 s.add(llama_sampler_init_typical(p, min_keep));
                 return s;
             },
@@ -306,10 +314,9 @@ void register_sampler(py::module_& m) {
         .def(
             "add_temperature",
             [](Sampler& s, float t, float delta, float exponent) -> Sampler& {
-                check_finite("temperature", t);
+                check_range("temperature", t, 0.0, 2.0, "in [0, 2] (0: greedy)");
                 check_finite("delta", delta);
                 check_finite("exponent", exponent);
-                if (t < 0) throw py::value_error("temperature must be >= 0, got " + std::to_string(t));
                 if (delta < 0) throw py::value_error("delta must be >= 0");
                 s.add(delta > 0 ? llama_sampler_init_temp_ext(t, delta, exponent) : llama_sampler_init_temp(t));
                 return s;
@@ -320,8 +327,8 @@ void register_sampler(py::module_& m) {
             "add_penalties",
             [](Sampler& s, int32_t last_n, float repeat, float frequency, float presence) -> Sampler& {
                 check_finite("repeat", repeat);
-                check_finite("frequency", frequency);
-                check_finite("presence", presence);
+                check_range("frequency_penalty", frequency, -2.0, 2.0, "in [-2, 2]");
+                check_range("presence_penalty", presence, -2.0, 2.0, "in [-2, 2]");
                 if (last_n < -1) throw py::value_error("last_n must be >= -1");
                 if (repeat <= 0) throw py::value_error("repeat penalty must be > 0");
                 s.add(llama_sampler_init_penalties(s.n_vocab(), s.history_length(last_n), repeat, frequency, presence));
@@ -333,8 +340,8 @@ void register_sampler(py::module_& m) {
             "add_dry",
             [](Sampler& s, float multiplier, float base, int32_t allowed_length, int32_t last_n,
                const std::vector<std::string>& breakers) -> Sampler& {
-                check_finite("multiplier", multiplier);
-                check_finite("base", base);
+                check_range("dry_multiplier", multiplier, 0.0, INFINITY, ">= 0 (0 disables it)");
+                check_range("dry_base", base, 1.0, INFINITY, ">= 1");
                 if (last_n < -1 || last_n > (1 << 20)) throw py::value_error("last_n must be in [-1, 1048576]");
                 if (allowed_length < 0) throw py::value_error("allowed_length must be >= 0");
                 std::vector<const char*> ptrs;
@@ -371,7 +378,8 @@ void register_sampler(py::module_& m) {
                 for (auto& [token, value] : bias) {
                     if (token < 0 || token >= s.n_vocab())
                         throw py::value_error("logit_bias token id " + std::to_string(token) + " is out of range");
-                    if (std::isnan(value)) throw py::value_error("logit_bias values must not be NaN");
+                    if (std::isnan(value) || value == INFINITY)
+                        throw py::value_error("logit_bias values must be finite or -inf (to ban)");
                     items.push_back({token, value});
                 }
                 s.add(llama_sampler_init_logit_bias(s.n_vocab(), static_cast<int32_t>(items.size()), items.data()));

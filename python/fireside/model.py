@@ -32,7 +32,7 @@ from fireside.defaults import default_n_ctx, default_n_threads, kv_bytes_per_tok
 from fireside.errors import ClosedError, ContextLengthError
 from fireside.generation.engine import CacheStats, Engine
 from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
-from fireside.generation.sampling import SamplingParams, build_sampler
+from fireside.generation.sampling import SamplingOptions, SamplingParams, build_sampler
 from fireside.generation.stream import (
     GenerationStream,
     StreamRequest,
@@ -52,7 +52,7 @@ from fireside.rpc import connect, split_endpoints
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
     from fireside.chat.grounding import DocsSpec, Grounding
     from fireside.chat.session import ChatSession
@@ -334,23 +334,12 @@ class Model:
         prompt: Prompt,
         *,
         max_tokens: int | None = 256,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        typical_p: float = 1.0,
-        repeat_penalty: float = 1.0,
-        repeat_last_n: int = 64,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        seed: int | None = None,
-        logit_bias: dict[int, float] | None = None,
         stop: str | Sequence[str] | None = None,
-        grammar: str | None = None,
         json_schema: dict[str, Any] | None = None,
         logprobs: int | None = None,
         stream: Literal[False] = False,
         truncate: bool = False,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationResult: ...
 
     @overload
@@ -359,23 +348,12 @@ class Model:
         prompt: Prompt,
         *,
         max_tokens: int | None = 256,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        typical_p: float = 1.0,
-        repeat_penalty: float = 1.0,
-        repeat_last_n: int = 64,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        seed: int | None = None,
-        logit_bias: dict[int, float] | None = None,
         stop: str | Sequence[str] | None = None,
-        grammar: str | None = None,
         json_schema: dict[str, Any] | None = None,
         logprobs: int | None = None,
         stream: Literal[True],
         truncate: bool = False,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationStream: ...
 
     def generate(
@@ -383,52 +361,30 @@ class Model:
         prompt: Prompt,
         *,
         max_tokens: int | None = 256,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        typical_p: float = 1.0,
-        repeat_penalty: float = 1.0,
-        repeat_last_n: int = 64,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        seed: int | None = None,
-        logit_bias: dict[int, float] | None = None,
         stop: str | Sequence[str] | None = None,
-        grammar: str | None = None,
         json_schema: dict[str, Any] | None = None,
         logprobs: int | None = None,
         stream: bool = False,
         truncate: bool = False,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationResult | GenerationStream:
         """Continue ``prompt``.
 
         ``stream=False`` returns a :class:`GenerationResult` (text, tokens,
         ``finish_reason`` ``"eos"``/``"stop"``/``"length"``/``"cancelled"``, usage,
         timings); ``stream=True`` a :class:`GenerationStream` of text chunks (its
-        ``result`` is set when it ends). ``temperature=0`` is greedy; the same ``seed``
-        gives the same output. ``stop`` strings end the generation and are never part of
+        ``result`` is set when it ends). ``sampling``: the options of
+        :class:`~fireside.generation.sampling.SamplingParams` (``temperature``, ``top_k``,
+        ``top_p``, ``min_p``, ``typical_p``, penalties, ``seed``, ``mirostat*``, ``dry_*``,
+        ``logit_bias``, ``grammar``), with its defaults and ranges. ``temperature=0`` is
+        greedy; the same ``seed`` gives the same output. ``stop`` strings end the generation and are never part of
         the text. ``grammar`` (GBNF) or ``json_schema`` constrain the output. ``logprobs=N``
         records each token's log-probability and its N best alternatives. A prompt that
         does not fit the context raises :class:`~fireside.errors.ContextLengthError` unless
         ``truncate`` (keep its end); ``max_tokens`` (``None``: until the context is full)
         is capped by the room left in the context.
         """
-        params = self.sampling_params(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            typical_p=typical_p,
-            repeat_penalty=repeat_penalty,
-            repeat_last_n=repeat_last_n,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            seed=seed,
-            logit_bias=logit_bias,
-            grammar=grammar,
-            json_schema=json_schema,
-        )
+        params = self.sampling_params(json_schema=json_schema, **sampling)
         gen = self.start(
             prompt, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, truncate=truncate
         )
@@ -470,52 +426,25 @@ class Model:
     def sampling_params(
         self,
         *,
-        temperature: float = 0.8,
-        top_k: int = 40,
-        top_p: float = 0.95,
-        min_p: float = 0.05,
-        typical_p: float = 1.0,
-        repeat_penalty: float = 1.0,
-        repeat_last_n: int = 64,
-        frequency_penalty: float = 0.0,
-        presence_penalty: float = 0.0,
-        seed: int | None = None,
-        logit_bias: dict[int, float] | None = None,
-        grammar: str | None = None,
         json_schema: dict[str, Any] | None = None,
-        mirostat: int = 0,
-        mirostat_tau: float = 5.0,
-        mirostat_eta: float = 0.1,
+        **sampling: Unpack[SamplingOptions],
     ) -> SamplingParams:
-        """Validated sampling settings (``ValueError`` names a bad one); ``json_schema``
-        becomes a grammar; without ``seed``, the model's seed sequence (if any) gives one."""
-        if grammar is not None and json_schema is not None:
-            raise ValueError("give grammar= or json_schema=, not both")
+        """Validated sampling settings (see :class:`SamplingParams` for the options, their
+        defaults and ranges; ``ValueError`` names a bad value, ``TypeError`` an unknown
+        name); ``json_schema`` becomes a grammar; without ``seed``, the model's seed
+        sequence (if any) gives one."""
+        options: dict[str, Any] = dict(sampling)
         if json_schema is not None:
+            if options.get("grammar") is not None:
+                raise ValueError("give grammar= or json_schema=, not both")
             from fireside.generation.json_schema import json_schema_to_grammar
 
             if not isinstance(json_schema, Mapping):
                 raise TypeError(f"json_schema must be a dict, got {type(json_schema).__name__}")
-            grammar = json_schema_to_grammar(dict(json_schema))
-        if seed is None and self._seeds is not None:
-            seed = self._seeds.getrandbits(32)
-        return SamplingParams(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            typical_p=typical_p,
-            repeat_penalty=repeat_penalty,
-            repeat_last_n=repeat_last_n,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            seed=seed,
-            mirostat=mirostat,
-            mirostat_tau=mirostat_tau,
-            mirostat_eta=mirostat_eta,
-            logit_bias=logit_bias,
-            grammar=grammar,
-        )
+            options["grammar"] = json_schema_to_grammar(dict(json_schema))
+        if options.get("seed") is None and self._seeds is not None:
+            options["seed"] = self._seeds.getrandbits(32)
+        return SamplingParams.of(options)
 
     def start(
         self,
@@ -597,7 +526,8 @@ class Model:
         logprobs: int | None = None,
         truncate: bool = False,
         tools: list[dict[str, Any]] | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> dict[str, Any]: ...
 
     @overload
@@ -611,7 +541,8 @@ class Model:
         logprobs: int | None = None,
         truncate: bool = False,
         tools: list[dict[str, Any]] | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> Iterator[dict[str, Any]]: ...
 
     def chat(
@@ -624,20 +555,21 @@ class Model:
         logprobs: int | None = None,
         truncate: bool = False,
         tools: list[dict[str, Any]] | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> dict[str, Any] | Iterator[dict[str, Any]]:
         """Answer OpenAI-style ``messages`` (``[{"role": ..., "content": ...}]``).
 
         Returns an OpenAI ``chat.completion`` dict, or with ``stream=True`` an iterator of
         ``chat.completion.chunk`` dicts (the last one carries ``finish_reason`` and
         ``usage``). ``finish_reason`` is ``"stop"`` (end of turn or a stop string),
-        ``"length"`` or ``"cancelled"``. ``sampling`` takes :meth:`generate`'s sampling
-        options; ``max_tokens=None`` runs until the end of the turn or of the context.
+        ``"length"`` or ``"cancelled"``. ``sampling`` and ``json_schema`` are
+        :meth:`generate`'s; ``max_tokens=None`` runs until the end of the turn or of the context.
         """
         prompt = self.tokenize_rendered(
             self.apply_chat_template(messages, tools=tools)  # type: ignore[arg-type]
         )
-        params = self.sampling_params(**sampling)
+        params = self.sampling_params(json_schema=json_schema, **sampling)
         gen = self.start(
             prompt,
             params,

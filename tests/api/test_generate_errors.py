@@ -20,7 +20,8 @@ def model(model_path: Path) -> Iterator[Model]:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"temperature": -1}, "temperature must be >= 0"),
+        ({"temperature": -1}, r"temperature must be in \[0, 2\]"),
+        ({"mirostat_tau": 0}, "mirostat_tau must be > 0"),
         ({"top_p": 1.5}, r"top_p must be in \[0, 1\], got 1.5"),
         ({"top_k": -1}, "top_k must be >= 0"),
         ({"min_p": 2}, "min_p must be in"),
@@ -98,3 +99,8 @@ def test_max_tokens_is_capped_by_the_context(model: Model) -> None:
     assert result.usage.completion_tokens == 3
     unlimited = model.generate(tokens, max_tokens=None, temperature=0)
     assert unlimited.usage.completion_tokens == 3
+
+
+def test_an_unknown_sampling_option_is_named(model: Model) -> None:
+    with pytest.raises(TypeError, match="unknown sampling option 'temprature'"):
+        model.generate("Hi", temprature=1)  # type: ignore[call-overload]

@@ -5,16 +5,26 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 
 import numpy as np
 import pytest
 from fireside.errors import GrammarError
-from fireside.generation.sampling import SEED_MAX, SamplingParams, build_sampler, resolve_seed
+from fireside.generation.sampling import (
+    BOUNDS,
+    DEFAULTS,
+    SEED_MAX,
+    SamplingOptions,
+    SamplingParams,
+    build_sampler,
+    resolve_seed,
+)
 
 NAN, INF = math.nan, math.inf
 
 INVALID = [
-    ("temperature", -0.1, "temperature must be >= 0"),
+    ("temperature", -0.1, "temperature must be in [0, 2]"),
+    ("temperature", 2.01, "temperature must be in [0, 2]"),
     ("temperature", NAN, "temperature must be a finite number"),
     ("temperature", INF, "temperature must be a finite number"),
     ("temperature", True, "temperature must be a number"),
@@ -48,7 +58,8 @@ INVALID = [
     ("mirostat", 3, "mirostat must be 0 (off), 1 or 2"),
     ("mirostat", -1, "mirostat must be 0 (off), 1 or 2"),
     ("mirostat", True, "mirostat must be an integer"),
-    ("mirostat_tau", -1, "mirostat_tau must be >= 0"),
+    ("mirostat_tau", -1, "mirostat_tau must be > 0"),
+    ("mirostat_tau", 0, "mirostat_tau must be > 0"),
     ("mirostat_eta", 0, "mirostat_eta must be > 0"),
     ("mirostat_eta", NAN, "mirostat_eta must be a finite number"),
     ("dry_multiplier", -0.5, "dry_multiplier must be >= 0"),
@@ -248,3 +259,46 @@ def test_unseeded_samplers_differ(native_model, context) -> None:
     params = SamplingParams(temperature=2.0, top_k=0, top_p=1.0, min_p=0.0)
     runs = {tuple(_draws(native_model, context, params, 12)) for _ in range(3)}
     assert len(runs) > 1
+
+
+def test_the_keyword_form_matches_the_definition() -> None:
+    hints = typing.get_type_hints(SamplingOptions)
+    params = typing.get_type_hints(SamplingParams)
+    assert list(hints) == [f.name for f in dataclasses.fields(SamplingParams)]
+    assert hints == params
+    assert DEFAULTS == {f.name: f.default for f in dataclasses.fields(SamplingParams)}
+    assert set(BOUNDS) <= set(hints)
+
+
+def test_unknown_options_are_named() -> None:
+    with pytest.raises(TypeError, match="unknown sampling option 'temprature'; the options"):
+        SamplingParams.of({"temprature": 0.5})
+    assert SamplingParams.of({"top_k": 3}) == SamplingParams(top_k=3)
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDS))
+def test_bounds_are_what_the_checks_enforce(name: str) -> None:
+    bounds = BOUNDS[name]
+    SamplingParams(**{name: bounds.hi if math.isfinite(bounds.hi) else 1e9})
+    if not bounds.lo_open:
+        SamplingParams(**{name: bounds.lo})
+    below = bounds.lo if bounds.lo_open else bounds.lo - (1 if bounds.integer else 0.01)
+    with pytest.raises(ValueError, match=re.escape(f"{name} must be {bounds.text}")):
+        SamplingParams(**{name: below})
+
+
+def test_the_server_takes_the_same_options() -> None:
+    from fireside.server import protocol
+
+    hints = typing.get_type_hints(SamplingOptions)
+    fields = protocol._GenerationRequest.model_fields
+    for name in protocol.SAMPLING_FIELDS:
+        assert name in hints and fields[name].default is None  # None: fireside's default
+    omitted = set(hints) - set(protocol.SAMPLING_FIELDS)
+    assert omitted == {"seed", "logit_bias", "grammar"}  # OpenAI's shapes; response_format
+    request = protocol.ChatCompletionRequest(
+        model="m", messages=[{"role": "user", "content": "hi"}], dry_base=2, seed=2**40 + 5
+    )
+    assert request.sampling == {"dry_base": 2.0, "seed": 5}
+    with pytest.raises(ValueError, match=re.escape("typical_p must be in (0, 1]")):
+        protocol.CompletionRequest(model="m", prompt="hi", typical_p=0)

@@ -31,8 +31,11 @@ from fireside.chat.templates import ChatTemplate
 from fireside.errors import ContextLengthError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from fireside.chat.grounding import DocsSpec, Grounding, Reference
     from fireside.generation.results import GenerationResult
+    from fireside.generation.sampling import SamplingOptions
     from fireside.generation.stream import GenerationStream, TokenCallback
     from fireside.model import Model
 
@@ -229,7 +232,8 @@ class ChatSession:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationResult: ...
 
     @overload
@@ -242,7 +246,8 @@ class ChatSession:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationStream: ...
 
     def send(
@@ -254,13 +259,14 @@ class ChatSession:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
-        **sampling: Any,
+        json_schema: dict[str, Any] | None = None,
+        **sampling: Unpack[SamplingOptions],
     ) -> GenerationResult | GenerationStream:
         """Send a user message and get the reply.
 
         Returns a :class:`GenerationResult` (its ``text`` is the reply), or with
-        ``stream=True`` a :class:`GenerationStream` of text chunks. ``sampling`` takes
-        :meth:`Model.generate`'s sampling options. ``max_tokens=None``: until the end of
+        ``stream=True`` a :class:`GenerationStream` of text chunks. ``sampling`` and
+        ``json_schema`` are :meth:`Model.generate`'s. ``max_tokens=None``: until the end of
         the turn or of the context. ``callback(token_id, text)`` runs after each chunk of
         text; returning ``False`` ends the reply (finish reason ``"stop"``). With ``docs``,
         the result's ``references`` are the excerpts the prompt carried (also in
@@ -275,7 +281,7 @@ class ChatSession:
             else []
         )
         tokens = self._fit(pending, max_tokens, references)
-        params = self.model.sampling_params(**sampling)
+        params = self.model.sampling_params(json_schema=json_schema, **sampling)
         gen = self.model.start(
             tokens, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, callback=callback
         )

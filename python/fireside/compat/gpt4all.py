@@ -32,6 +32,7 @@ from fireside import _core
 from fireside.chat.session import ChatSession, validate_messages
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ModelNotFoundError
+from fireside.generation.sampling import SamplingOptions
 from fireside.generation.stream import GenerationStream
 from fireside.model import Model
 
@@ -279,7 +280,7 @@ class GPT4All:
             raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
         if not isinstance(n_batch, int) or n_batch < 1:
             raise ValueError(f"n_batch must be a positive integer, got {n_batch!r}")
-        sampling: dict[str, Any] = {
+        sampling: SamplingOptions = {  # GPT4All's names and defaults, in fireside's terms
             "temperature": temp,
             "top_k": top_k,
             "top_p": top_p,

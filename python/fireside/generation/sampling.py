@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import numbers
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from fireside import _core
@@ -39,19 +40,87 @@ def _integer(name: str, value: Any) -> int:
     raise ValueError(f"{name} must be an integer, got {value!r}")
 
 
-def _in_range(name: str, value: float, lo: float, hi: float, text: str) -> None:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be {text}, got {value!r}")
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric sampling option accepts: ``[lo, hi]`` (``lo`` excluded when
+    ``lo_open``), described as ``text`` in error messages and documentation. The native
+    sampler stages check the same bounds (``tests/native/test_sampler_bounds.py``)."""
+
+    lo: float
+    hi: float
+    text: str
+    integer: bool = False
+    lo_open: bool = False
+
+    def check(self, name: str, value: Any) -> float | int:
+        checked: float | int = _integer(name, value) if self.integer else _number(name, value)
+        if self.integer and checked > self.hi:  # llama.cpp takes 32-bit counts
+            raise ValueError(f"{name} must be at most {int(self.hi)}, got {checked!r}")
+        if not self.lo <= checked <= self.hi or (self.lo_open and checked == self.lo):
+            raise ValueError(f"{name} must be {self.text}, got {checked!r}")
+        return checked
+
+
+_INF = math.inf
+BOUNDS: dict[str, Bounds] = {
+    "temperature": Bounds(0.0, 2.0, "in [0, 2] (0: greedy)"),
+    "top_k": Bounds(0, INT32_MAX, ">= 0 (0 disables it)", integer=True),
+    "top_p": Bounds(0.0, 1.0, "in [0, 1]"),
+    "min_p": Bounds(0.0, 1.0, "in [0, 1]"),
+    "typical_p": Bounds(0.0, 1.0, "in (0, 1]", lo_open=True),
+    "repeat_penalty": Bounds(0.0, _INF, "> 0", lo_open=True),
+    "repeat_last_n": Bounds(-1, INT32_MAX, ">= -1 (-1: the context)", integer=True),
+    "frequency_penalty": Bounds(-2.0, 2.0, "in [-2, 2]"),
+    "presence_penalty": Bounds(-2.0, 2.0, "in [-2, 2]"),
+    "mirostat_tau": Bounds(0.0, _INF, "> 0", lo_open=True),
+    "mirostat_eta": Bounds(0.0, _INF, "> 0", lo_open=True),
+    "dry_multiplier": Bounds(0.0, _INF, ">= 0 (0 disables it)"),
+    "dry_base": Bounds(1.0, _INF, ">= 1"),
+    "dry_allowed_length": Bounds(0, INT32_MAX, ">= 0", integer=True),
+}
+"""Every numeric option's accepted values (the one place they are written)."""
+
+
+class SamplingOptions(TypedDict, total=False):
+    """:class:`SamplingParams` as keyword arguments: the ``**sampling`` of
+    :meth:`fireside.Model.generate`, ``chat``, chat sessions (the same names, types,
+    defaults and checks; ``tests/api/test_sampling_params.py`` keeps them equal)."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    min_p: float
+    typical_p: float
+    repeat_penalty: float
+    repeat_last_n: int
+    frequency_penalty: float
+    presence_penalty: float
+    seed: int | None
+    mirostat: int
+    mirostat_tau: float
+    mirostat_eta: float
+    dry_multiplier: float
+    dry_base: float
+    dry_allowed_length: int
+    logit_bias: dict[int, float] | None
+    grammar: str | None
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How the next token is chosen. Every field is checked on creation.
+    """How the next token is chosen: the one definition of fireside's sampling options,
+    their defaults and their checks (every field is checked on creation; a bad value
+    raises ``ValueError`` naming it). :class:`SamplingOptions` is its keyword form, and
+    the server's request fields take these names, defaults and checks.
 
     ``temperature == 0`` means greedy decoding (the truncation stages and ``seed`` then do
     not matter). ``seed=None`` picks a fresh random seed each time a sampler is built.
     ``logit_bias`` maps token ids to values added to their logits (``-inf`` bans a token).
-    ``grammar`` is a GBNF grammar that constrains the output.
+    ``grammar`` is a GBNF grammar that constrains the output. ``mirostat`` (1 or 2)
+    replaces the truncation stages with Mirostat aiming at surprise ``mirostat_tau``,
+    learning at ``mirostat_eta``. ``dry_multiplier > 0`` penalises repeating sequences
+    longer than ``dry_allowed_length`` (DRY; the penalty grows as ``dry_base`` to the
+    power of the length).
     """
 
     temperature: float = 0.8
@@ -75,37 +144,36 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check = _CHECKS.get(f.name)
-            if check is not None:
-                object.__setattr__(self, f.name, check(getattr(self, f.name)))
+            object.__setattr__(self, f.name, check_option(f.name, getattr(self, f.name)))
 
     @property
     def greedy(self) -> bool:
         """Whether this picks the most likely token every time."""
         return self.temperature == 0.0
 
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> SamplingParams:
+        """Params from keyword options (omitted ones take the defaults); an unknown name
+        raises ``TypeError`` listing the known ones."""
+        unknown = sorted(set(options) - OPTION_NAMES)
+        if unknown:
+            raise TypeError(
+                f"unknown sampling option {unknown[0]!r}; the options are: "
+                + ", ".join(OPTION_NAMES_ORDERED)
+            )
+        return cls(**options)
 
-def _check_float(name: str, lo: float, hi: float, text: str, *, open_lo: bool = False) -> Any:
-    def check(value: Any) -> float:
-        value = _number(name, value)
-        _in_range(name, value, lo, hi, text)
-        if open_lo and value == lo:
-            raise ValueError(f"{name} must be {text}, got {value!r}")
-        return value
 
-    return check
-
-
-def _check_int(name: str, lo: int, text: str) -> Any:
-    def check(value: Any) -> int:
-        value = _integer(name, value)
-        if value < lo:
-            raise ValueError(f"{name} must be {text}, got {value!r}")
-        if value > INT32_MAX:  # llama.cpp takes 32-bit counts
-            raise ValueError(f"{name} must be at most {INT32_MAX}, got {value!r}")
-        return value
-
-    return check
+def check_option(name: str, value: Any) -> Any:
+    """``value`` checked (and normalised) as sampling option ``name``; ``ValueError``
+    naming it when it is out of range."""
+    bounds = BOUNDS.get(name)
+    if bounds is not None:
+        return bounds.check(name, value)
+    check = _CHECKS.get(name)
+    if check is None:
+        raise TypeError(f"unknown sampling option {name!r}")
+    return check(value)
 
 
 def _check_seed(value: Any) -> int | None:
@@ -150,27 +218,16 @@ def _check_grammar(value: Any) -> str | None:
     return value
 
 
-_INF = math.inf
-_CHECKS: dict[str, Any] = {
-    "temperature": _check_float("temperature", 0.0, _INF, ">= 0"),
-    "top_k": _check_int("top_k", 0, ">= 0 (0 disables it)"),
-    "top_p": _check_float("top_p", 0.0, 1.0, "in [0, 1]"),
-    "min_p": _check_float("min_p", 0.0, 1.0, "in [0, 1]"),
-    "typical_p": _check_float("typical_p", 0.0, 1.0, "in (0, 1]", open_lo=True),
-    "repeat_penalty": _check_float("repeat_penalty", 0.0, _INF, "> 0", open_lo=True),
-    "repeat_last_n": _check_int("repeat_last_n", -1, ">= -1 (-1: the whole context)"),
-    "frequency_penalty": _check_float("frequency_penalty", -2.0, 2.0, "in [-2, 2]"),
-    "presence_penalty": _check_float("presence_penalty", -2.0, 2.0, "in [-2, 2]"),
+_CHECKS: dict[str, Callable[[Any], Any]] = {
     "seed": _check_seed,
     "mirostat": _check_mirostat,
-    "mirostat_tau": _check_float("mirostat_tau", 0.0, _INF, ">= 0"),
-    "mirostat_eta": _check_float("mirostat_eta", 0.0, _INF, "> 0", open_lo=True),
-    "dry_multiplier": _check_float("dry_multiplier", 0.0, _INF, ">= 0 (0 disables it)"),
-    "dry_base": _check_float("dry_base", 1.0, _INF, ">= 1"),
-    "dry_allowed_length": _check_int("dry_allowed_length", 0, ">= 0"),
     "logit_bias": _check_logit_bias,
     "grammar": _check_grammar,
 }
+OPTION_NAMES_ORDERED = tuple(f.name for f in fields(SamplingParams))
+OPTION_NAMES = frozenset(OPTION_NAMES_ORDERED)
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SamplingParams)}
+"""Each option's default."""
 
 
 def resolve_seed(seed: int | None) -> int:

@@ -2,10 +2,10 @@
 
 Requests reject unknown fields (as OpenAI does: "Unrecognized request argument"), so a
 parameter this server does not implement is an error rather than silently ignored. Beside
-OpenAI's fields, ``top_k``, ``min_p``, ``repeat_penalty``, ``repeat_last_n``,
-``typical_p`` and ``mirostat`` (with ``mirostat_tau``, ``mirostat_eta``) are accepted
-(llama.cpp's usual sampling knobs). Omitted sampling fields take fireside's defaults
-(:class:`fireside.generation.sampling.SamplingParams`), not OpenAI's.
+OpenAI's fields, fireside's other sampling options are accepted (``top_k``, ``min_p``,
+``repeat_penalty``, ``repeat_last_n``, ``typical_p``, ``mirostat*``, ``dry_*``). Sampling
+fields are :class:`fireside.generation.sampling.SamplingParams`' options, checked by it;
+an omitted one takes fireside's default, not OpenAI's.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
 )
 
+from fireside.generation.sampling import SEED_MAX, SamplingOptions, check_option
 from fireside.server.docs_api import MAX_DOCS_PER_REQUEST, DocReference
 
 MAX_STOPS = 16
@@ -29,6 +31,25 @@ MAX_COMPLETION_LOGPROBS = 5
 MAX_LOGIT_BIAS = 1024
 """Entries in one ``logit_bias``."""
 MAX_TOP_K = 2**31 - 1
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "typical_p",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+)
+"""Request fields that are :class:`~fireside.generation.sampling.SamplingParams` options
+(same names, defaults and checks); ``seed`` and ``logit_bias`` take OpenAI's shapes."""
 
 
 class _Request(BaseModel):
@@ -71,24 +92,46 @@ class _GenerationRequest(_Request):
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     seed: int | None = None
     stop: str | list[str] | None = None
     n: int = 1
     logit_bias: dict[str, float] | None = None
     user: str | None = None
-    # llama.cpp's usual knobs
-    top_k: int | None = Field(default=None, ge=0, le=MAX_TOP_K)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
-    repeat_last_n: int | None = Field(default=None, ge=-1, le=MAX_TOP_K)
-    typical_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    mirostat: Literal[0, 1, 2] | None = None
-    mirostat_tau: float | None = Field(default=None, ge=0.0)
-    mirostat_eta: float | None = Field(default=None, gt=0.0)
+    # fireside's other sampling options (llama.cpp's knobs)
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
+    typical_p: float | None = None
+    mirostat: int | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
+    dry_multiplier: float | None = None
+    dry_base: float | None = None
+    dry_allowed_length: int | None = None
+
+    @field_validator(*SAMPLING_FIELDS)
+    @classmethod
+    def _sampling(cls, value: Any, info: ValidationInfo) -> Any:
+        # the ranges are SamplingParams' (one definition for the library and every API)
+        return None if value is None else check_option(str(info.field_name), value)
+
+    @property
+    def sampling(self) -> SamplingOptions:
+        """The sampling options this request sets (the others take fireside's defaults);
+        ``seed`` is reduced to llama.cpp's 32 bits (OpenAI takes any 64-bit integer)."""
+        options: dict[str, Any] = {
+            name: getattr(self, name) for name in SAMPLING_FIELDS if getattr(self, name) is not None
+        }
+        if self.seed is not None:
+            options["seed"] = self.seed & SEED_MAX
+        if self.logit_bias:
+            options["logit_bias"] = {int(k): v for k, v in self.logit_bias.items()}
+        return options  # type: ignore[return-value]
 
     @field_validator("n")
     @classmethod

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from fireside.errors import ContextLengthError, FiresideError
 from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
-from fireside.generation.sampling import SEED_MAX, SamplingParams, build_sampler
+from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.server import protocol as p
 from fireside.server.errors import APIError, bad_request, from_exception, validation_error
 from fireside.server.jobs import Job
@@ -244,30 +244,9 @@ class Service:
         """The job's sampler (with its grammar); runs in a worker thread, since a grammar
         takes a while to build (llama.cpp's part runs without the GIL)."""
         grammar = self._grammar(response_format)
-        options: dict[str, Any] = {}
-        for name in (
-            "temperature",
-            "top_p",
-            "top_k",
-            "min_p",
-            "repeat_penalty",
-            "repeat_last_n",
-            "typical_p",
-            "mirostat",
-            "mirostat_tau",
-            "mirostat_eta",
-            "presence_penalty",
-            "frequency_penalty",
-        ):
-            value = getattr(req, name)
-            if value is not None:
-                options[name] = value
-        if req.seed is not None:
-            options["seed"] = req.seed & SEED_MAX  # OpenAI takes any 64-bit integer
-        if req.logit_bias:
-            options["logit_bias"] = {int(k): v for k, v in req.logit_bias.items()}
+        options = req.sampling
         try:  # GrammarError (a ValueError) is answered as a response_format error
-            params = SamplingParams(grammar=grammar, **options)
+            params = SamplingParams.of({**options, "grammar": grammar})
             return build_sampler(self.core, params, n_ctx=self.engine.n_ctx_seq)
         except ValueError as e:
             raise from_exception(e) from None
