@@ -20,6 +20,7 @@ import numpy.typing as npt
 from fireside import _core
 from fireside.defaults import default_n_threads
 from fireside.errors import ClosedError
+from fireside.model_path import LoadedModel, resolve_model_path
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -51,10 +52,8 @@ class Embedder:
         batch_tokens: int | None = None,
         max_batch_texts: int = 32,
     ) -> None:
-        from fireside.model import Model, resolve_model_path
-
         self._owned: _core.Model | None = None
-        if isinstance(model, Model):
+        if isinstance(model, LoadedModel):  # a fireside.Model
             core = model.core
             n_threads = n_threads or model.n_threads
         elif isinstance(model, _core.Model):

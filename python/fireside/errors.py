@@ -109,3 +109,15 @@ class OfflineError(DownloadError):
 
 class ConversionError(FiresideError, ValueError):
     """A model directory cannot be converted to GGUF (unsupported or malformed)."""
+
+
+class QueueFullError(FiresideError, RuntimeError):
+    """Every slot is busy and the waiting queue is full; retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EngineStoppedError(FiresideError, RuntimeError):
+    """The engine is not running (shut down, or its scheduler failed)."""

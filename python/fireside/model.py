@@ -47,6 +47,7 @@ from fireside.generation.threads import (
     ThreadStats,
     check_threads,
 )
+from fireside.model_path import resolve_model_path
 from fireside.rpc import connect, split_endpoints
 
 if TYPE_CHECKING:
@@ -60,26 +61,6 @@ if TYPE_CHECKING:
 
 Prompt = str | Sequence[int]
 """A prompt: text (special tokens such as ``<|im_start|>`` are parsed) or token ids."""
-
-
-def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True) -> Path:
-    """A local file as is; anything else through the model catalog (:mod:`fireside.hub`)."""
-    if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a path or a model name, got {type(model).__name__}")
-    path = Path(model)
-    try:
-        path = path.expanduser()
-        is_file = path.is_file()
-    except (OSError, ValueError, RuntimeError):  # a name too long, ~nosuchuser: the hub explains
-        is_file = False
-    if is_file:
-        return path
-    try:
-        from fireside.hub import resolve_model
-    except ImportError:
-        raise FileNotFoundError(f"no model file at {str(path)!r}") from None
-    # anything else (empty, a folder, a FIFO, a name, a URL) is the hub's to judge
-    return Path(resolve_model(model, progress=progress))  # type: ignore[arg-type]
 
 
 def _pick_devices(device: str | None, remote: list[str]) -> tuple[list[str] | None, bool]:

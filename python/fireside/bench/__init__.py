@@ -50,7 +50,7 @@ def run(
     from fireside.bench.report import write
     from fireside.bench.suite import ALL_SECTIONS, DOCS_SECTIONS, SECTIONS, BenchConfig, run_suite
     from fireside.defaults import default_n_threads
-    from fireside.model import resolve_model_path
+    from fireside.model_path import resolve_model_path
 
     path = resolve_model_path(model if model is not None else _default_model())
     if not path.is_file():

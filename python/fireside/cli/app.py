@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import typer
 
 from fireside.cli import bench, chat, convert, docs, info, models, rpc_server, run, serve, ui
 from fireside.cli.errors import describe
+from fireside.cli.settings import settings
 
 app = typer.Typer(
     name="fireside",
@@ -21,15 +21,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass
-class _Settings:
-    verbose: bool = False
-
-
-settings = _Settings()
-"""Options of the whole invocation (one per process)."""
 
 
 def _setup_logging(verbose: bool) -> None:

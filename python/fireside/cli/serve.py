@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -12,27 +11,9 @@ import typer
 
 from fireside.cli.common import RpcOption, load_model, model_name
 from fireside.cli.errors import CLIError
+from fireside.cli.listen import listen
 from fireside.cli.sources import collection_names
 from fireside.netaddr import is_loopback
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A bound, listening socket, or a CLIError saying why not (port taken, bad host)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise CLIError(f"cannot listen on {host}: {e.strerror}") from e
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as e:
-        sock.close()
-        raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    sock.set_inheritable(True)
-    return sock
 
 
 def _entries(flag: str, value: str | None, normalize: Callable[[str], str]) -> list[str]:
@@ -144,7 +125,7 @@ def serve(
     """
     import uvicorn
 
-    from fireside.cli.app import settings
+    from fireside.cli.settings import settings
     from fireside.server import ServerConfig, create_app
     from fireside.server.http11 import uvicorn_config
     from fireside.server.origins import normalize_allowed_host, normalize_allowed_origin
@@ -181,7 +162,7 @@ def serve(
                 raise CLIError(
                     f"--docs: no collection named {wanted!r} (create it with `fireside docs add`)"
                 )
-    sock = _listen(host, port)
+    sock = listen(host, port)
     try:
         name = model_name(model)
         loaded = load_model(

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from fireside.cli import serve as serve_command
+from fireside.cli.listen import listen
 
 POLL_SECONDS = 0.2
 
@@ -34,7 +35,7 @@ def page_url(host: str, port: int) -> str:
 def _claim_port(host: str, port: int) -> int:
     """Check the port is free now (a clear error before the model loads); for port 0,
     choose a free one, since the browser must be told where to go."""
-    sock = serve_command._listen(host, port)
+    sock = listen(host, port)
     try:
         return int(sock.getsockname()[1])
     finally:

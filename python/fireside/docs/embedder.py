@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 import numpy.typing as npt
 
+from fireside.model_path import LoadedModel, resolve_model_path
+
 if TYPE_CHECKING:
     from fireside.embeddings import Embedder
     from fireside.model import Model
@@ -51,7 +53,6 @@ class EmbedderRef:
         known: tuple[str, int, int, str] | None = None,
     ) -> None:
         from fireside.embeddings import Embedder
-        from fireside.model import Model
 
         self._spec = spec
         self._n_threads = n_threads
@@ -64,7 +65,7 @@ class EmbedderRef:
             self._embedder = spec
             self._path = Path(spec.model_path)
             self.name = self._path.name.removesuffix(".gguf")
-        elif isinstance(spec, Model):
+        elif isinstance(spec, LoadedModel):  # a fireside.Model
             self._path = spec.path
             self.name = spec.name
         elif isinstance(spec, (str, os.PathLike)):
@@ -82,8 +83,6 @@ class EmbedderRef:
     def path(self) -> Path:
         """The GGUF file (resolved through the catalog, downloading if needed and allowed)."""
         if self._path is None:
-            from fireside.model import resolve_model_path
-
             self._path = resolve_model_path(self._spec, progress=False)  # type: ignore[arg-type]
         return self._path
 
@@ -109,9 +108,8 @@ class EmbedderRef:
         """Unit-length vectors of ``texts``, one row each."""
         if self._embedder is None:
             from fireside.embeddings import Embedder
-            from fireside.model import Model
 
-            target = self._spec if isinstance(self._spec, Model) else self.path
+            target = self._spec if isinstance(self._spec, LoadedModel) else self.path
             self._embedder = Embedder(target, n_threads=self._n_threads)
             self._owned = True
         if not texts:

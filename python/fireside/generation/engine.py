@@ -61,8 +61,10 @@ from typing import TYPE_CHECKING, Protocol
 from fireside.errors import (
     ContextFullError,
     ContextLengthError,
+    EngineStoppedError,
     FiresideError,
     GenerationCancelled,
+    QueueFullError,
 )
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
@@ -78,18 +80,6 @@ CHUNK = 64
 """Default prompt chunk (tokens): on the CPU backend, evaluating a prompt in 64-token
 chunks is as fast as in 512-token ones, and a cached prefix is reused to within 63
 tokens."""
-
-
-class QueueFullError(FiresideError, RuntimeError):
-    """Every slot is busy and the waiting queue is full; retry after ``retry_after`` s."""
-
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class EngineStoppedError(FiresideError, RuntimeError):
-    """The engine is not running (shut down, or its scheduler failed)."""
 
 
 class Observer(Protocol):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fireside.errors import EngineStoppedError, QueueFullError
 from fireside.generation import engine as generation
-from fireside.generation.engine import EngineStoppedError, QueueFullError
 from fireside.generation.threads import ThreadPolicy, ThreadSetting
 from fireside.server.jobs import Job, Outbox
 from fireside.server.metrics import Metrics

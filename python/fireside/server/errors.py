@@ -21,10 +21,11 @@ from starlette.exceptions import HTTPException
 
 from fireside.errors import (
     ContextLengthError,
+    EngineStoppedError,
     GrammarError,
+    QueueFullError,
     TemplateError,
 )
-from fireside.generation.engine import EngineStoppedError, QueueFullError
 
 log = logging.getLogger("fireside.server")
 
