@@ -13,9 +13,9 @@ The one place where retrieval meets the prompt, used by chat sessions
 3. **Prompt.** For rendering only, the last user message is replaced by a copy that
    carries the numbered excerpts and then the question (see :func:`grounded_messages`).
    Every chat template has a user role, so this works with templates that reject or fold
-   a system message; and because the history before the last message is unchanged, the KV
-   cache of earlier turns is still reused. The stored conversation keeps the user's own
-   words: the excerpts never enter it.
+   a system message. The stored conversation keeps the user's own words: the excerpts never
+   enter it (so the next turn's prompt differs from the cached one from this message on, and
+   only what came before it is reused from the KV cache).
 4. **Cite.** The reply's ``references`` are the excerpts that reached the prompt, numbered
    as the prompt numbers them (``[1]``, ``[2]``, ...).
 """
