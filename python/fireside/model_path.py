@@ -1,7 +1,9 @@
 """From what a user names a model by to its GGUF file, and what counts as a loaded model.
 
-Light on purpose: a local file is returned without importing the hub (downloads, the
-catalog), so loading one stays fast.
+A local file is checked by the hub's one GGUF check (:func:`fireside.hub.resolve.check_local`:
+a GGML file or anything else is refused with the same message wherever it is named), so
+``Model``, the GPT4All facade and ``resolve_model`` refuse it alike; llama.cpp's own guard in
+``_core`` stays as a backstop.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class LoadedModel(Protocol):
 
 
 def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True) -> Path:
-    """A local file as is; anything else through the model catalog (:mod:`fireside.hub`)."""
+    """A local file once its magic says GGUF; anything else through the model catalog
+    (:mod:`fireside.hub`)."""
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a path or a model name, got {type(model).__name__}")
     path = Path(model)
@@ -42,10 +45,10 @@ def resolve_model_path(model: str | os.PathLike[str], *, progress: object = True
     except (OSError, ValueError, RuntimeError):  # a name too long, ~nosuchuser: the hub explains
         is_file = False
     if is_file:
-        return path
-    try:
-        from fireside.hub import resolve_model
-    except ImportError:
-        raise FileNotFoundError(f"no model file at {str(path)!r}") from None
+        from fireside.hub.resolve import check_local
+
+        return check_local(path)
+    from fireside.hub import resolve_model
+
     # anything else (empty, a folder, a FIFO, a name, a URL) is the hub's to judge
     return Path(resolve_model(model, progress=progress))  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ import fireside.model
 import pytest
 from fireside.compat import gpt4all as facade
 from fireside.compat.gpt4all import Embed4All, GPT4All
-from fireside.errors import ModelNotFoundError
+from fireside.embeddings import Embedder
+from fireside.errors import ModelLoadError, ModelNotFoundError
 
 PROGRAM = """
 import pprint
@@ -146,10 +147,33 @@ def test_ggml_names_are_refused_with_a_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="GGUF is required") as info:
         GPT4All("orca-mini-7b.ggmlv3.q4_0.bin", model_path=tmp_path)
     assert "closest catalog model" in str(info.value)
-    old = tmp_path / "old-model.bin"
-    old.write_bytes(b"lmgg" + bytes(100))  # a GGML file on disk
-    with pytest.raises(ModelNotFoundError, match="GGUF is required"):
-        GPT4All("old-model.bin", model_path=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "says"),
+    [
+        ("old-model.bin", b"lmgg", "GGML files are no longer supported; GGUF is required"),
+        ("page.gguf", b"<htm", "not a GGUF model file"),
+    ],
+)
+def test_a_file_that_is_not_gguf_is_refused_as_model_refuses_it(
+    tmp_path: Path, name: str, head: bytes, says: str
+) -> None:
+    """One GGUF check (the hub's ``check_local``) for the facade, ``Model`` and ``Embedder``:
+    the same error type and the same message, naming the file."""
+    path = tmp_path / name
+    path.write_bytes(head + bytes(100))
+    messages = []
+    for load in (
+        lambda: GPT4All(name, model_path=tmp_path),
+        lambda: fireside.model.Model(path),
+        lambda: Embedder(path),
+    ):
+        with pytest.raises(ModelLoadError) as info:
+            load()
+        messages.append(str(info.value))
+    assert messages == [messages[0]] * 3
+    assert str(path) in messages[0] and says in messages[0]
 
 
 def test_catalog_and_devices() -> None:

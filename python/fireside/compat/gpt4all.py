@@ -16,6 +16,8 @@ thin adapters over :class:`fireside.Model`, :class:`fireside.ChatSession` and
 * :attr:`GPT4All.current_chat_session` returns a copy; assign a list to change it. A
   streamed reply joins it when the stream ends (GPT4All grew it token by token).
 * A GGML name raises :class:`~fireside.errors.ModelNotFoundError` (a ``LookupError``).
+  A file on disk that is not GGUF raises :class:`~fireside.errors.ModelLoadError`, with the
+  message :class:`fireside.Model` gives for it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from fireside.errors import ModelNotFoundError
 from fireside.generation.sampling import SamplingOptions
 from fireside.generation.stream import GenerationStream
 from fireside.model import Model
+from fireside.model_path import resolve_model_path
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -56,11 +59,6 @@ _GPU_WORDS = {"gpu", "cuda", "nvidia", "amd", "intel", "metal", "kompute", "vulk
 def empty_response_callback(token_id: int, response: str) -> bool:
     """The default callback: never stops the generation."""
     return True
-
-
-def _is_gguf(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"GGUF"
 
 
 def _ggml_error(name: str) -> ModelNotFoundError:
@@ -212,9 +210,9 @@ class GPT4All:
         if not isinstance(model_name, str) or not model_name:
             raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
         local = _local_file(model_name, model_path)
-        if local is not None and not _is_gguf(local):
-            raise _ggml_error(model_name)
-        if local is None and _GGML_NAME.search(model_name):
+        if local is not None:
+            local = resolve_model_path(local)  # refused as Model refuses a file that is not GGUF
+        elif _GGML_NAME.search(model_name):
             raise _ggml_error(model_name)
         config = _catalog_info(model_name)
         if local is None:
