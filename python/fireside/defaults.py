@@ -33,7 +33,9 @@ KV_RAM_FRACTION = 1 / 8
 _N_CTX_STEP = 256
 
 
-def _allowed_cpus() -> set[int] | None:
+def allowed_cpus() -> set[int] | None:
+    """The logical CPUs this process may run on (its affinity mask); ``None`` where the
+    platform cannot tell (macOS, Windows)."""
     try:
         return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity
@@ -71,7 +73,7 @@ def physical_cores() -> int:
     The cores behind the CPU affinity mask (Linux topology), else psutil's physical count,
     else half the logical CPUs; capped by a cgroup CPU quota.
     """
-    allowed = _allowed_cpus()
+    allowed = allowed_cpus()
     cores = _cores_of(allowed) if allowed else None
     if cores is None:
         try:

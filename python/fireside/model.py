@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from fireside import _core
 from fireside.chat.templates import ChatTemplate
-from fireside.defaults import default_n_ctx, default_n_threads, kv_bytes_per_token
+from fireside.defaults import default_n_ctx, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
 from fireside.generation.engine import CacheStats, Engine
 from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
@@ -178,8 +178,8 @@ class Model:
             core = self._core
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
             self._n_ctx = n_ctx or default_n_ctx(core.n_ctx_train, kv)
-            self._n_threads = default_n_threads() if threads == AUTO else int(threads)
-            self._policy = ThreadPolicy(threads, max_threads=self._n_threads)
+            self._policy = ThreadPolicy(threads)  # the one place that picks the count
+            self._n_threads = self._policy.max_threads
             self._n_batch = min(n_batch, self._n_ctx)
             self._seeds = random.Random(seed) if seed is not None else None
             self._template = ChatTemplate.for_model(core, chat_template)

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from fireside.defaults import default_n_threads
 from fireside.errors import RemoteDeviceError
 from fireside.netaddr import is_loopback
 
@@ -194,7 +195,7 @@ def serve(
             _core.rpc_start_server(
                 f"{host}:{port}",
                 cache_dir=cache_dir,
-                n_threads=threads or 0,
+                n_threads=threads or default_n_threads(),  # not _core's own count
                 mem_bytes=(mem_mb or 0) * 1024 * 1024,
             )
             ended.append(None)  # ggml's server only returns when it could not start

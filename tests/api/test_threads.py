@@ -1,12 +1,18 @@
-"""Machine defaults: never more threads than physical cores; a context that fits."""
+"""Machine defaults: never more threads than physical cores; a context that fits; and one
+owner of the thread count (the policy's), whoever loads the model."""
 
 from __future__ import annotations
 
 import os
+import socket
+from pathlib import Path
 
 import psutil
 import pytest
-from fireside import defaults
+from fireside import _core, defaults, rpc
+from fireside.generation import threads
+from fireside.model import Model
+from fireside.server.engine import Engine
 
 
 def test_threads_are_the_usable_physical_cores() -> None:
@@ -24,7 +30,7 @@ def test_a_cpu_quota_caps_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_hyperthreads_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     # four logical CPUs that are two cores with two hyper-threads each
-    monkeypatch.setattr(defaults, "_allowed_cpus", lambda: {0, 1, 2, 3})
+    monkeypatch.setattr(defaults, "allowed_cpus", lambda: {0, 1, 2, 3})
     monkeypatch.setattr(defaults, "_cores_of", lambda cpus: 2)
     monkeypatch.setattr(defaults, "_cgroup_cpu_limit", lambda: None)
     assert defaults.physical_cores() == 2
@@ -45,3 +51,40 @@ def test_default_context() -> None:
     assert defaults.default_n_ctx(300, kv, ram=64 * gib) == 300
     assert defaults.default_n_ctx(0, kv, ram=64 * gib) == defaults.MAX_DEFAULT_N_CTX
     assert defaults.default_n_ctx(8192, kv) % 256 == 0
+
+
+def test_one_owner_decides_the_thread_count(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Model``, the server's engine and the RPC worker take the most threads from the
+    policy's one source: with it patched to 3, each uses 3 (not its own count)."""
+    monkeypatch.setattr(threads, "default_n_threads", lambda: 3)
+    with Model(model_path, embedding=True) as model:
+        assert model.thread_stats.max_threads == 3
+        assert "n_threads=3" in repr(model)
+        engine = Engine(model.core, parallel=1, n_ctx_seq=64, n_batch=64)
+        try:
+            assert engine.threads.max_threads == engine.threads.n_threads == 3
+        finally:
+            engine.close()
+    # a fixed count is used as given, by both
+    with Model(model_path, embedding=True, n_threads=1) as model:
+        assert model.n_threads == 1 and model.thread_stats.max_threads == 1
+
+
+def test_the_rpc_worker_passes_the_default_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RPC worker names its thread count itself (``_core``'s own default is not used)."""
+    seen: dict[str, object] = {}
+
+    def start_server(endpoint: str, **options: object) -> None:
+        seen.update(options)
+        raise OSError("stop here")
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(rpc, "default_n_threads", lambda: 5)
+    monkeypatch.setattr(_core, "rpc_start_server", start_server)
+    with pytest.raises(OSError, match="stop here"):
+        rpc.serve("127.0.0.1", port)
+    assert seen["n_threads"] == 5

@@ -206,7 +206,7 @@ def chat(
     stats: Annotated[bool, typer.Option("--stats", help="Show tokens/s after each reply.")] = False,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+        typer.Option("--threads", min=1, help="CPU threads (default: auto, <= physical cores)."),
     ] = None,
     rpc: RpcOption = None,
     docs: DocsOption = None,

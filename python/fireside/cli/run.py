@@ -79,7 +79,7 @@ def run(
     ] = None,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+        typer.Option("--threads", min=1, help="CPU threads (default: auto, <= physical cores)."),
     ] = None,
     rpc: RpcOption = None,
     docs: DocsOption = None,

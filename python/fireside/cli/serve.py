@@ -77,7 +77,7 @@ def serve(
     ] = 64,
     threads: Annotated[
         int | None,
-        typer.Option("--threads", min=1, help="CPU threads (default: the physical cores)."),
+        typer.Option("--threads", min=1, help="CPU threads (default: auto, <= physical cores)."),
     ] = None,
     chat_template: Annotated[
         str | None,

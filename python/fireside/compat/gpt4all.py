@@ -155,7 +155,7 @@ class GPT4All:
             ``~/.cache/gpt4all``, then fireside's cache and catalog).
         model_type: descriptive only, as in GPT4All.
         allow_download: download the model when it is not on disk.
-        n_threads: CPU threads (default: the physical cores).
+        n_threads: CPU threads (default ``None``: ``"auto"``, as for :class:`fireside.Model`).
         device: ``"cpu"`` (default), ``"gpu"`` (or a vendor name) or a device name.
         n_ctx: context size in tokens.
         ngl: layers to offload when a GPU device is chosen.

@@ -54,6 +54,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from fireside.defaults import allowed_cpus, default_n_threads
+
 ThreadSetting = int | Literal["auto"]
 """A thread count, or ``"auto"``: chosen and changed by :class:`ThreadPolicy`."""
 
@@ -119,10 +121,7 @@ class CpuLoad:
         import psutil
 
         self._psutil = psutil
-        try:
-            allowed = sorted(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            allowed = []
+        allowed = sorted(allowed_cpus() or ())
         n_cpus = psutil.cpu_count() or os.cpu_count() or 1
         # per-CPU times only when the process is confined to some of the CPUs
         self._cpus = allowed if allowed and len(allowed) < n_cpus else None
@@ -278,8 +277,6 @@ class ThreadPolicy:
         elif max_threads is not None:
             most = max_threads
         else:
-            from fireside.defaults import default_n_threads
-
             most = default_n_threads()
         self.max_threads = most
         self.n_threads = most

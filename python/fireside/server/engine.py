@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fireside.errors import EngineStoppedError, QueueFullError
 from fireside.generation import engine as generation
-from fireside.generation.threads import ThreadPolicy, ThreadSetting
+from fireside.generation.threads import AUTO, ThreadPolicy, ThreadSetting
 from fireside.server.jobs import Job, Outbox
 from fireside.server.metrics import Metrics
 
@@ -31,8 +31,8 @@ class Engine(generation.Engine):
         parallel: sequences decoded together (slots).
         n_ctx_seq: context of each slot in tokens (prompt plus completion).
         n_batch: the most prompt tokens evaluated in one step.
-        n_threads: CPU threads for decoding: a number (0: the physical cores), or
-            ``"auto"``: chosen by one :class:`~fireside.generation.threads.ThreadPolicy`
+        n_threads: CPU threads for decoding: a number (used as given), or ``"auto"``
+            (the default): chosen by one :class:`~fireside.generation.threads.ThreadPolicy`
             for the whole engine from the machine's load and the step times.
         thread_policy: a policy to use instead (tests inject one with their own load).
         max_queue: jobs that may wait for a slot; more are refused with
@@ -47,16 +47,12 @@ class Engine(generation.Engine):
         parallel: int = 4,
         n_ctx_seq: int = 4096,
         n_batch: int = 512,
-        n_threads: ThreadSetting | int = 0,
+        n_threads: ThreadSetting = AUTO,
         max_queue: int = 64,
         metrics: Metrics | None = None,
         thread_policy: ThreadPolicy | None = None,
     ) -> None:
         if thread_policy is None:
-            if n_threads == 0:
-                from fireside.defaults import default_n_threads
-
-                n_threads = default_n_threads()
             # generation steps are multi-token batches: llama.cpp runs them on the batch count
             thread_policy = ThreadPolicy(n_threads, batched=True)
         self.metrics = metrics or Metrics()
