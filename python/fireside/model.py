@@ -48,6 +48,7 @@ from fireside.generation.threads import (
     check_threads,
 )
 from fireside.model_path import resolve_model_path
+from fireside.placement import pick_devices
 from fireside.rpc import connect, split_endpoints
 
 if TYPE_CHECKING:
@@ -61,36 +62,6 @@ if TYPE_CHECKING:
 
 Prompt = str | Sequence[int]
 """A prompt: text (special tokens such as ``<|im_start|>`` are parsed) or token ids."""
-
-
-def _pick_devices(device: str | None, remote: list[str]) -> tuple[list[str] | None, bool]:
-    """``(devices for the loader, whether layers are offloaded)`` for ``device`` plus the
-    ``remote`` (RPC) device names this model asked for."""
-    if device is not None and not isinstance(device, str):
-        raise TypeError(f"device must be a device name or None, got {type(device).__name__}")
-    # RPC workers registered by other models of this process are not this model's devices
-    local = [d for d in _core.devices() if not d.remote]
-    # this machine's GPUs as llama.cpp picks them: integrated ones only without a discrete one
-    gpus = [d.name for d in local if d.type == "gpu"] or [d.name for d in local if d.type == "igpu"]
-    offload = bool(gpus) and _core.supports_gpu_offload()
-    if device is None:
-        if not remote:
-            return None, offload  # the native default: those GPUs, never a worker
-        chosen = gpus if offload else []
-    elif device.lower() == "cpu":
-        chosen = []
-    elif device.lower() == "gpu":
-        if not gpus:
-            raise ValueError("device='gpu' but no GPU is available; use device='cpu'")
-        chosen = gpus[:1]
-    elif device in [d.name for d in local]:
-        chosen = [device]
-    else:
-        names = ", ".join(d.name for d in local) or "none"
-        raise ValueError(f"unknown device {device!r}; available: {names}")
-    # workers first, as llama.cpp orders them: the output layer then stays local
-    devices = remote + chosen
-    return devices, bool(devices)
 
 
 class Model:
@@ -158,7 +129,7 @@ class Model:
             _core.set_log_level(logging.INFO)
         endpoints = split_endpoints(rpc_servers)
         remote = [d.name for d in connect(endpoints)] if endpoints else []
-        devices, gpu = _pick_devices(device, remote)
+        devices, gpu = pick_devices(device, remote)
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu else 0
         download_progress = progress if isinstance(progress, bool) else True

@@ -8,6 +8,7 @@ import runpy
 from collections.abc import Iterator
 from pathlib import Path
 
+import fireside.generation.threads
 import fireside.model
 import pytest
 from fireside.compat import gpt4all as facade
@@ -44,7 +45,7 @@ def test_the_issue_program_runs(
     os.symlink(model_path, folder / "smollm2-135m-instruct.gguf")
     monkeypatch.setattr(facade, "DEFAULT_MODEL_DIRECTORY", folder)
     # one thread: on a busy 2-core CI machine a second, descheduled thread slows every token
-    monkeypatch.setattr(fireside.model, "default_n_threads", lambda: 1)
+    monkeypatch.setattr(fireside.generation.threads, "default_n_threads", lambda: 1)
     script = tmp_path / "issue_program.py"
     script.write_text(PROGRAM, encoding="utf-8")
     runpy.run_path(str(script), run_name="__main__")

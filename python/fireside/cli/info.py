@@ -48,7 +48,9 @@ def devices(rpc: RpcOption = None) -> None:
     console = Console(soft_wrap=False)
     console.print(table)
     # llama.cpp counts a compiled-in RPC backend as "GPU offload": report what is really there.
-    gpus = [d.name for d in found if d.type in ("gpu", "igpu") and not d.remote]
+    from fireside.placement import local_gpus
+
+    gpus = local_gpus()  # where layers go by default, as Model decides
     offload = ", ".join(gpus) if gpus else "none (CPU only)"
     rpc = "yes" if _core.supports_rpc() else "no"
     console.print(f"\nGPU devices: {offload}; RPC backend compiled in: {rpc}", highlight=False)

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fireside import _core
 from fireside.chat.session import ChatSession, validate_messages
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ModelNotFoundError
@@ -38,6 +37,7 @@ from fireside.generation.sampling import SamplingOptions
 from fireside.generation.stream import GenerationStream
 from fireside.model import Model
 from fireside.model_path import resolve_model_path
+from fireside.placement import local_gpus
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -249,8 +249,9 @@ class GPT4All:
 
     @staticmethod
     def list_gpus() -> list[str]:
-        """Names of the GPUs this build can use (empty when none)."""
-        return [d.name for d in _core.devices() if d.type in ("gpu", "igpu")]
+        """Names of the GPUs ``device="gpu"`` loads onto (discrete ones, else integrated;
+        empty when none)."""
+        return local_gpus()
 
     # -- generation ------------------------------------------------------------------
 
