@@ -21,6 +21,7 @@ from fireside import _core
 from fireside.defaults import default_n_threads
 from fireside.errors import ClosedError
 from fireside.model_path import LoadedModel, resolve_model_path
+from fireside.placement import pick_devices
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -36,7 +37,8 @@ class Embedder:
 
     Args:
         model: a :class:`fireside.Model`, a native model, or a path / catalog name (then
-            the Embedder loads it and owns it).
+            the Embedder loads it and owns it, onto the devices :class:`fireside.Model`
+            would use: :mod:`fireside.placement`).
         n_threads: CPU threads (default: the physical cores).
         batch_tokens: tokens per decode, and the longest text embedded in one piece.
             Default: the trained context up to 2048 for embedding models, 512 for
@@ -59,7 +61,11 @@ class Embedder:
         elif isinstance(model, _core.Model):
             core = model
         elif isinstance(model, (str, os.PathLike)):
-            core = self._owned = _core.Model(resolve_model_path(model))
+            path = resolve_model_path(model)
+            devices, offload = pick_devices(None, [])  # where Model would put its layers
+            core = self._owned = _core.Model(
+                path, n_gpu_layers=-1 if offload else 0, devices=devices
+            )
         else:
             raise TypeError(f"model must be a Model, a path or a name, got {type(model).__name__}")
         if not isinstance(max_batch_texts, int) or max_batch_texts < 1:

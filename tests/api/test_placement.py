@@ -1,5 +1,5 @@
-"""Where layers go: one owner (``fireside.placement``) for Model, the facade, ``fireside
-devices`` and Ollama's /api/ps; driven by a faked device list (this machine has no GPU)."""
+"""Where layers go: one owner (``fireside.placement``) for Model, Embedder, the facade and
+``fireside devices``; driven by a faked device list (this machine has no GPU)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from fireside import _core, placement
 from fireside.compat.gpt4all import GPT4All
+from fireside.embeddings import Embedder
 from fireside.model import Model
 
 
@@ -60,6 +61,8 @@ def test_model_loads_onto_the_devices_the_owner_picks(
     fake(monkeypatch, ("CPU", "cpu", False), ("NoSuchGPU0", "gpu", False))
     with pytest.raises(ValueError, match="unknown device: NoSuchGPU0"):
         Model(model_path, n_ctx=64, n_threads=1, embedding=True)
+    with pytest.raises(ValueError, match="unknown device: NoSuchGPU0"):
+        Embedder(model_path)  # an Embedder that loads its own model decides alike
     # device="cpu": nothing named, the model loads
     with Model(model_path, n_ctx=64, n_threads=1, embedding=True, device="cpu") as model:
         assert model.core.n_layer > 0
