@@ -30,6 +30,7 @@ from fireside import _core
 from fireside.chat.templates import ChatTemplate
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
+from fireside.generation.context_room import reply_limit, reply_reserve
 from fireside.generation.engine import CacheStats, Engine
 from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
 from fireside.generation.sampling import SamplingOptions, SamplingParams, build_sampler
@@ -424,8 +425,7 @@ class Model:
         stops = _check_stops(stop)
         top = _check_logprobs(logprobs)
         tokens = self.fit_prompt(self._prompt_tokens(prompt), max_tokens, truncate=truncate)
-        room = self._n_ctx - len(tokens)
-        limit = room if max_tokens is None else min(max_tokens, room)
+        limit = reply_limit(self._n_ctx, len(tokens), max_tokens)
         sampler = build_sampler(self._core, params, n_ctx=self._n_ctx)
         request = StreamRequest(tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top)
         return GenerationStream(engine, request, callback)
@@ -445,8 +445,7 @@ class Model:
                 n_prompt_tokens=len(tokens),
                 n_ctx=n_ctx,
             )
-        reserve = max(1, min(max_tokens if max_tokens else n_ctx // 4, n_ctx // 2))
-        keep = n_ctx - reserve
+        keep = n_ctx - reply_reserve(n_ctx, max_tokens)
         bos = self._core.bos
         if bos >= 0 and tokens[0] == bos:
             return [bos, *tokens[len(tokens) - keep + 1 :]]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from fireside.chat.messages import validate_messages
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ContextLengthError
+from fireside.generation.context_room import reply_reserve
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -261,7 +262,7 @@ class ChatSession:
         its oldest exchanges (in place) until they leave room for the reply: ``max_tokens``
         (``None``: a quarter of the context), at most half."""
         n_ctx = self.model.n_ctx
-        reserve = max(1, min(max_tokens if max_tokens else n_ctx // 4, n_ctx // 2))
+        reserve = reply_reserve(n_ctx, max_tokens)
         tokens = self._render(pending, references)
         dropped = 0
         while len(tokens) + reserve > n_ctx:

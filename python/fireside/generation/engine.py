@@ -66,6 +66,7 @@ from fireside.errors import (
     GenerationCancelled,
     QueueFullError,
 )
+from fireside.generation.context_room import reply_limit
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
 from fireside.generation.slots import Slot
@@ -270,7 +271,7 @@ class Engine:
             )
         if request.max_tokens < 0:
             raise ValueError(f"max_tokens must be at least 0, got {request.max_tokens}")
-        request.max_tokens = min(request.max_tokens, self.n_ctx_seq - n_prompt)
+        request.max_tokens = reply_limit(self.n_ctx_seq, n_prompt, request.max_tokens)
         with self._cond:
             if not self.running:
                 raise EngineStoppedError("the engine is not accepting requests (shutting down)")

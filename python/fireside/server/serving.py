@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from fireside.errors import ContextLengthError, FiresideError
+from fireside.generation.context_room import reply_limit
 from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
 from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.server import protocol as p
@@ -229,8 +230,7 @@ class Service:
                 f"{self.max_tokens_limit} tokens per completion.",
                 param="max_tokens",
             )
-        room = self._context(n_ctx) - n_prompt
-        return room if requested is None else min(requested, room)
+        return reply_limit(self._context(n_ctx), n_prompt, requested)
 
     def _check_prompt(self, n_prompt: int, param: str, n_ctx: int | None = None) -> None:
         context = self._context(n_ctx)

@@ -1,0 +1,57 @@
+"""One owner of how a context is shared by a prompt and its reply
+(``fireside.generation.context_room``): Model's truncation, a chat session's overflow and
+the engine's cap all leave the room it says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fireside.errors import ContextLengthError
+from fireside.generation.context_room import reply_limit, reply_reserve
+from fireside.model import Model
+
+N_CTX = 256
+
+
+@pytest.fixture(scope="module")
+def small(model_path: Path) -> Iterator[Model]:
+    with Model(model_path, n_ctx=N_CTX, n_threads=1) as model:
+        yield model
+
+
+def test_the_reserve_and_the_limit() -> None:
+    assert reply_reserve(256, None) == reply_reserve(256, 0) == 64  # a quarter
+    assert reply_reserve(256, 100) == 100
+    assert reply_reserve(256, 1000) == 128  # at most half
+    assert reply_reserve(1, None) == 1  # at least one token
+    assert reply_limit(256, 200, None) == 56
+    assert reply_limit(256, 200, 10) == 10
+    assert reply_limit(256, 200, 100) == 56
+    assert reply_limit(256, 300, 5) == 0
+
+
+@pytest.mark.parametrize("max_tokens", [None, 100, 1000])
+def test_a_truncated_prompt_leaves_the_reserve(small: Model, max_tokens: int | None) -> None:
+    bos = small.core.bos
+    prompt = [t for t in range(1000, 1400) if t != bos]
+    kept = small.fit_prompt(prompt, max_tokens, truncate=True)
+    assert kept == prompt[len(prompt) - len(kept) :]  # the end of the prompt
+    assert len(kept) == N_CTX - reply_reserve(N_CTX, max_tokens)
+
+
+@pytest.mark.parametrize("max_tokens", [None, 100])
+def test_a_session_that_overflows_names_the_same_reserve(
+    small: Model, max_tokens: int | None
+) -> None:
+    session = small.chat_session(overflow="error")
+    with pytest.raises(ContextLengthError) as info:
+        session.send("tea " * (N_CTX - 60), max_tokens=max_tokens)
+    assert f"room for {reply_reserve(N_CTX, max_tokens)} more" in str(info.value)
+
+
+def test_a_reply_is_capped_by_the_room_left(small: Model) -> None:
+    prompt = [t for t in range(1000, 1000 + N_CTX - 3) if t != small.core.bos]
+    result = small.generate(prompt, max_tokens=50, temperature=0)
+    assert result.usage.completion_tokens <= reply_limit(N_CTX, len(prompt), 50) == 3
