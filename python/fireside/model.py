@@ -27,7 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from fireside import _core
+from fireside.chat.reasoning import ReasoningFormat
+from fireside.chat.reply import ToolChoiceSpec, plan_chat
+from fireside.chat.reply_stream import ChatStream
 from fireside.chat.templates import ChatTemplate
+from fireside.chat.tools import ToolLike
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
 from fireside.generation.context_room import reply_limit, reply_reserve
@@ -97,6 +101,11 @@ class Model:
         n_parallel: generations that run together, from different threads, in shared
             decode steps (default 1: they take turns). Each has its own ``n_ctx`` tokens
             of KV cache, so the cache takes ``n_parallel`` times the memory of one.
+        speculative: draft tokens ahead (by prompt lookup: the continuation of the
+            longest recent n-gram match in the prompt and the output) and verify them in
+            one decode; the output is the same either way, answers that quote their
+            input come faster (see :mod:`fireside.generation.speculative`).
+            ``False`` turns it off.
     """
 
     def __init__(
@@ -116,9 +125,12 @@ class Model:
         progress: bool | Callable[[float], object] | None = None,
         n_batch: int = 512,
         n_parallel: int = 1,
+        speculative: bool = True,
     ) -> None:
         if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
             raise ValueError(f"n_parallel must be a positive integer, got {n_parallel!r}")
+        if not isinstance(speculative, bool):
+            raise ValueError(f"speculative must be True or False, got {speculative!r}")
         if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 1):
             raise ValueError(f"n_ctx must be a positive integer or None, got {n_ctx!r}")
         threads = check_threads(AUTO if n_threads is None else n_threads)
@@ -146,6 +158,7 @@ class Model:
         self._embedder: Embedder | None = None
         self._engine: Engine | None = None
         self._n_parallel = n_parallel
+        self._speculative = speculative
         try:
             core = self._core
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
@@ -168,6 +181,7 @@ class Model:
             n_ctx_seq=self._n_ctx,
             n_batch=self._n_batch,
             policy=self._policy,
+            speculative=self._speculative,
         )
 
     # -- properties ------------------------------------------------------------------
@@ -258,17 +272,21 @@ class Model:
         *,
         add_generation_prompt: bool = True,
         tokenize: bool = False,
-        tools: list[dict[str, Any]] | None = None,
+        tools: Sequence[ToolLike] | None = None,
         template: ChatTemplate | None = None,
+        think: bool | None = None,
     ) -> str | list[int]:
-        """Render ``messages`` with the chat template (text, or token ids if ``tokenize``)."""
-        from fireside.chat.session import validate_messages
-
-        checked = validate_messages(messages)
-        text = (template or self._template).render(
-            checked, add_generation_prompt=add_generation_prompt, tools=tools
+        """Render ``messages`` with the chat template (text, or token ids if ``tokenize``),
+        as :meth:`chat` renders them: ``tools`` through the template's own ``tools``
+        variable, ``think`` as its thinking switch (see :mod:`fireside.chat.reply`)."""
+        plan = plan_chat(
+            template or self._template,
+            messages,
+            tools=tools,
+            think=think,
+            add_generation_prompt=add_generation_prompt,
         )
-        return self.tokenize_rendered(text) if tokenize else text
+        return self.tokenize_rendered(plan.text) if tokenize else plan.text
 
     def tokenize_rendered(self, text: str) -> list[int]:
         """Tokens of a rendered chat prompt: special tokens parsed, one BOS (if the model
@@ -476,7 +494,12 @@ class Model:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         truncate: bool = False,
-        tools: list[dict[str, Any]] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         json_schema: dict[str, Any] | None = None,
         **sampling: Unpack[SamplingOptions],
     ) -> dict[str, Any]: ...
@@ -491,7 +514,12 @@ class Model:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         truncate: bool = False,
-        tools: list[dict[str, Any]] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         json_schema: dict[str, Any] | None = None,
         **sampling: Unpack[SamplingOptions],
     ) -> Iterator[dict[str, Any]]: ...
@@ -505,7 +533,12 @@ class Model:
         stop: str | Sequence[str] | None = None,
         logprobs: int | None = None,
         truncate: bool = False,
-        tools: list[dict[str, Any]] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         json_schema: dict[str, Any] | None = None,
         **sampling: Unpack[SamplingOptions],
     ) -> dict[str, Any] | Iterator[dict[str, Any]]:
@@ -514,24 +547,48 @@ class Model:
         Returns an OpenAI ``chat.completion`` dict, or with ``stream=True`` an iterator of
         ``chat.completion.chunk`` dicts (the last one carries ``finish_reason`` and
         ``usage``). ``finish_reason`` is ``"stop"`` (end of turn or a stop string),
-        ``"length"`` or ``"cancelled"``. ``sampling`` and ``json_schema`` are
-        :meth:`generate`'s; ``max_tokens=None`` runs until the end of the turn or of the context.
+        ``"tool_calls"``, ``"length"`` or ``"cancelled"``. ``sampling`` and ``json_schema``
+        are :meth:`generate`'s; ``max_tokens=None`` runs until the end of the turn or of
+        the context.
+
+        **Tools**: ``tools`` (OpenAI-shaped definitions or Python functions) are shown to
+        the model by its chat template; the reply's calls come back as
+        ``message["tool_calls"]`` (ids, names, arguments as JSON text) with
+        ``finish_reason="tool_calls"``; answer them with ``{"role": "tool",
+        "tool_call_id": ..., "content": ...}`` messages. ``tool_choice``: ``"auto"``,
+        ``"none"``, ``"required"`` or ``{"type": "function", "function": {"name": ...}}``
+        (the last two force a call by grammar, with arguments valid for the schema);
+        ``parallel_tool_calls=False`` allows one call.
+
+        **Reasoning**: a thinking model's reasoning is ``message["reasoning_content"]``
+        (and ``delta["reasoning_content"]`` when streaming), never part of ``content``
+        unless ``reasoning_format="none"``; ``think``/``reasoning_effort`` set the
+        template's switches. See :mod:`fireside.chat.reply`.
         """
-        prompt = self.tokenize_rendered(
-            self.apply_chat_template(messages, tools=tools)  # type: ignore[arg-type]
+        plan = plan_chat(
+            self._template,
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            think=think,
+            reasoning_effort=reasoning_effort,
+            reasoning_format=reasoning_format,
         )
-        params = self.sampling_params(json_schema=json_schema, **sampling)
+        options = plan.sampling_options(sampling, json_schema=json_schema)
+        params = self.sampling_params(json_schema=json_schema, **options)
         gen = self.start(
-            prompt,
+            self.tokenize_rendered(plan.text),
             params,
             max_tokens=max_tokens,
             stop=stop,
             logprobs=logprobs,
             truncate=truncate,
         )
+        reply = ChatStream(gen, plan)
         if stream:
-            return chat_chunks(gen, self.name)
-        return chat_completion(gen.drain(), self.name)
+            return chat_chunks(reply, self.name)
+        return chat_completion(reply.drain(), self.name)
 
     def chat_session(
         self,
@@ -696,8 +753,29 @@ def _logprobs_content(result: GenerationResult) -> dict[str, Any] | None:
     return {"content": content}
 
 
+def openai_finish_reason(result: GenerationResult) -> str:
+    """OpenAI's ``finish_reason`` for a chat reply: ``"tool_calls"`` when it made calls
+    (and ended by itself), else the mapping of :data:`OPENAI_FINISH_REASON`."""
+    if result.tool_calls and result.finish_reason in ("eos", "stop"):
+        return "tool_calls"
+    return OPENAI_FINISH_REASON[result.finish_reason]
+
+
+def chat_message(result: GenerationResult) -> dict[str, Any]:
+    """The OpenAI assistant ``message`` of a chat reply: ``content`` (``None`` when the
+    reply is only tool calls), ``tool_calls`` and ``reasoning_content`` when present."""
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.tool_calls:
+        message["tool_calls"] = [dict(call) for call in result.tool_calls]
+        if not result.text:
+            message["content"] = None
+    if result.reasoning is not None:
+        message["reasoning_content"] = result.reasoning
+    return message
+
+
 def chat_completion(result: GenerationResult, model_name: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` dict for a finished generation."""
+    """An OpenAI ``chat.completion`` dict for a finished chat reply."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
@@ -706,21 +784,22 @@ def chat_completion(result: GenerationResult, model_name: str) -> dict[str, Any]
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.text},
+                "message": chat_message(result),
                 "logprobs": _logprobs_content(result),
-                "finish_reason": OPENAI_FINISH_REASON[result.finish_reason],
+                "finish_reason": openai_finish_reason(result),
             }
         ],
         "usage": _usage(result),
     }
 
 
-def chat_chunks(gen: GenerationStream, model_name: str) -> Iterator[dict[str, Any]]:
-    """OpenAI ``chat.completion.chunk`` dicts for a running generation: a first chunk with
-    the role, one per text chunk, and a last one with ``finish_reason`` and ``usage``."""
+def chat_chunks(reply: ChatStream, model_name: str) -> Iterator[dict[str, Any]]:
+    """OpenAI ``chat.completion.chunk`` dicts for a running chat reply: a first chunk with
+    the role, one per piece (``content``, ``reasoning_content`` and ``tool_calls``
+    deltas), and a last one with ``finish_reason`` and ``usage``."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, Any]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
             "id": cid,
             "object": "chat.completion.chunk",
@@ -731,12 +810,19 @@ def chat_chunks(gen: GenerationStream, model_name: str) -> Iterator[dict[str, An
 
     try:
         yield chunk({"role": "assistant", "content": ""})
-        for text in gen:
-            yield chunk({"content": text})
+        for piece in reply.deltas():
+            delta: dict[str, Any] = {}
+            if piece.reasoning:
+                delta["reasoning_content"] = piece.reasoning
+            if piece.content:
+                delta["content"] = piece.content
+            if piece.tool_calls:
+                delta["tool_calls"] = piece.tool_calls
+            yield chunk(delta)
     finally:
-        gen.close()
-    result = gen.result
+        reply.close()
+    result = reply.result
     if result is not None:
-        last = chunk({}, OPENAI_FINISH_REASON[result.finish_reason])
+        last = chunk({}, openai_finish_reason(result))
         last["usage"] = _usage(result)
         yield last

@@ -20,6 +20,12 @@ The API, in full::
     plan.markers         # the thinking markers (ThinkingMarkers) or None
     plan.thinking_started  # the prompt itself opened the thinking block
 
+    thinking_variables(template, think=None, reasoning_effort=None)
+                         # the template variables those switches set (ValueError when
+                         # the template has no such switch): check CLI options early
+    plan.sampling_options(sampling, json_schema=None)  # sampling with the grammar
+                         # set (ValueError if the caller brought a grammar too)
+
     reader = plan.reader()           # one per generation
     delta = reader.feed(piece)       # ReplyDelta(content, reasoning, tool_calls)
     last = reader.finish()           # ReplyDelta: what was held back, and the calls
@@ -88,6 +94,10 @@ from fireside.chat.tools import (
     check_tools,
 )
 from fireside.generation.results import OPENAI_FINISH_REASON
+
+ToolChoiceSpec = str | Mapping[str, Any] | None
+"""What ``tool_choice`` accepts: ``"auto"``, ``"none"``, ``"required"``, ``None`` (auto) or
+``{"type": "function", "function": {"name": ...}}``."""
 
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 """The ``reasoning_effort`` values accepted (OpenAI's)."""
@@ -159,6 +169,26 @@ class ChatPlan:
         """Whether replies are read for tool calls (tools given, ``tool_choice`` not none)."""
         return bool(self.tools) and self.tool_choice.mode != "none"
 
+    def sampling_options(
+        self, sampling: Mapping[str, Any], *, json_schema: Any = None
+    ) -> dict[str, Any]:
+        """``sampling`` options with this plan's grammar as ``grammar``. A forced call
+        brings its own grammar, so a ``grammar`` or ``json_schema`` of the caller's is
+        then a ``ValueError``."""
+        options = dict(sampling)
+        if self.grammar is not None:
+            if options.get("grammar") is not None or json_schema is not None:
+                raise ValueError(
+                    f"tool_choice {self._choice_label} forces a tool call with its own "
+                    "grammar; grammar= or json_schema= cannot be given with it"
+                )
+            options["grammar"] = self.grammar
+        return options
+
+    @property
+    def _choice_label(self) -> str:
+        return repr(self.tool_choice.name) if self.tool_choice.name else "'required'"
+
     def reader(self) -> ReplyReader:
         """A reader for one generation's text, piece by piece."""
         return ReplyReader(self)
@@ -229,7 +259,7 @@ def plan_chat(
     messages: Sequence[Mapping[str, Any]],
     *,
     tools: Sequence[ToolLike] | None = None,
-    tool_choice: Any = None,
+    tool_choice: ToolChoiceSpec = None,
     parallel_tool_calls: bool = True,
     think: bool | None = None,
     reasoning_effort: str | None = None,
@@ -257,9 +287,9 @@ def plan_chat(
         checked = check_tool_messages(checked)  # ids matched, results named
     tool_list = check_tools(tools)
     choice = check_tool_choice(tool_choice, tool_list)
-    family, markers, switches = _traits(template.source)
+    family, markers, _ = _traits(template.source)
     variables = dict(extra or {})
-    variables.update(_thinking_variables(template, switches, markers, think, reasoning_effort))
+    variables.update(thinking_variables(template, think=think, reasoning_effort=reasoning_effort))
     text = template.render_tools(
         checked, tools=tool_list or None, add_generation_prompt=add_generation_prompt, **variables
     )
@@ -285,13 +315,16 @@ def plan_chat(
     )
 
 
-def _thinking_variables(
-    template: ChatTemplate,
-    switches: ThinkingSwitches,
-    markers: ThinkingMarkers | None,
-    think: bool | None,
-    effort: str | None,
+def thinking_variables(
+    template: ChatTemplate, *, think: bool | None = None, reasoning_effort: str | None = None
 ) -> dict[str, Any]:
+    """The template variables that apply ``think`` and ``reasoning_effort`` (see the module
+    docs); ``ValueError`` naming the template when it has no such switch (check options
+    with it before a conversation starts)."""
+    if think is not None and not isinstance(think, bool):
+        raise TypeError(f"think must be True, False or None, got {think!r}")
+    _, markers, switches = _traits(template.source)
+    effort = reasoning_effort
     label = repr(template.name) if template.name else "(custom)"
     variables: dict[str, Any] = {}
     if effort is not None:

@@ -23,22 +23,27 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from fireside.chat.messages import validate_messages
+from fireside.chat.reply import ChatPlan, ChatReply, ToolChoiceSpec, plan_chat
+from fireside.chat.reply_stream import ChatStream
 from fireside.chat.templates import ChatTemplate
-from fireside.errors import ContextLengthError
+from fireside.errors import ContextLengthError, ToolError
 from fireside.generation.context_room import reply_reserve
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from fireside.chat.act import ActResult, ToolRun
     from fireside.chat.grounding import DocsSpec, Grounding, Reference
+    from fireside.chat.reasoning import ReasoningFormat
+    from fireside.chat.tools import ToolLike
     from fireside.generation.results import GenerationResult
     from fireside.generation.sampling import SamplingOptions
-    from fireside.generation.stream import GenerationStream, TokenCallback
+    from fireside.generation.stream import TokenCallback
     from fireside.model import Model
 
 _FORMAT = "fireside.chat_session"
@@ -172,7 +177,7 @@ class ChatSession:
     @overload
     def send(
         self,
-        message: str,
+        message: str | None,
         *,
         stream: Literal[False] = False,
         max_tokens: int | None = None,
@@ -180,13 +185,19 @@ class ChatSession:
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
         json_schema: dict[str, Any] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         **sampling: Unpack[SamplingOptions],
     ) -> GenerationResult: ...
 
     @overload
     def send(
         self,
-        message: str,
+        message: str | None,
         *,
         stream: Literal[True],
         max_tokens: int | None = None,
@@ -194,12 +205,18 @@ class ChatSession:
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
         json_schema: dict[str, Any] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         **sampling: Unpack[SamplingOptions],
-    ) -> GenerationStream: ...
+    ) -> ChatStream: ...
 
     def send(
         self,
-        message: str,
+        message: str | None,
         *,
         stream: bool = False,
         max_tokens: int | None = None,
@@ -207,63 +224,152 @@ class ChatSession:
         logprobs: int | None = None,
         callback: TokenCallback | None = None,
         json_schema: dict[str, Any] | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: ToolChoiceSpec = None,
+        parallel_tool_calls: bool = True,
+        think: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_format: ReasoningFormat = "auto",
         **sampling: Unpack[SamplingOptions],
-    ) -> GenerationResult | GenerationStream:
+    ) -> GenerationResult | ChatStream:
         """Send a user message and get the reply.
 
-        Returns a :class:`GenerationResult` (its ``text`` is the reply), or with
-        ``stream=True`` a :class:`GenerationStream` of text chunks. ``sampling`` and
-        ``json_schema`` are :meth:`Model.generate`'s. ``max_tokens=None``: until the end of
-        the turn or of the context. ``callback(token_id, text)`` runs after each chunk of
-        text; returning ``False`` ends the reply (finish reason ``"stop"``). With ``docs``,
-        the result's ``references`` are the excerpts the prompt carried (also in
+        Returns a :class:`GenerationResult` (its ``text`` is the answer), or with
+        ``stream=True`` a :class:`~fireside.chat.reply_stream.ChatStream` of the answer's
+        text chunks (its ``deltas()`` also give reasoning and tool-call deltas).
+        ``sampling`` and ``json_schema`` are :meth:`Model.generate`'s. ``max_tokens=None``:
+        until the end of the turn or of the context. ``callback(token_id, text)`` runs
+        after each chunk of generated text (as the model wrote it); returning ``False``
+        ends the reply (finish reason ``"stop"``). With ``docs``, the result's
+        ``references`` are the excerpts the prompt carried (also in
         :attr:`last_references` as soon as this returns).
+
+        ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``think``,
+        ``reasoning_effort`` and ``reasoning_format`` are :meth:`Model.chat`'s: the result's
+        ``tool_calls`` (OpenAI-shaped) and ``reasoning`` hold what the model did, and the
+        history keeps the assistant's calls. Answer each call with
+        :meth:`add_tool_result`, then ``send(None, ...)`` for the model's next turn (or let
+        :meth:`act` run the whole loop).
         """
-        if not isinstance(message, str):
-            raise TypeError(f"message must be a str, got {type(message).__name__}")
-        pending = [*self.history, {"role": "user", "content": message}]
+        if message is None:
+            if not self._history or self._history[-1]["role"] != "tool":
+                raise ValueError(
+                    "send(None) continues the conversation after tool results; add them "
+                    "with add_tool_result() first (or send a message)"
+                )
+            pending = self.history
+        elif isinstance(message, str):
+            pending = [*self.history, {"role": "user", "content": message}]
+        else:
+            raise TypeError(f"message must be a str or None, got {type(message).__name__}")
+        chat: dict[str, Any] = {
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "parallel_tool_calls": parallel_tool_calls,
+            "think": think,
+            "reasoning_effort": reasoning_effort,
+            "reasoning_format": reasoning_format,
+        }
         references = (
             self._grounding.retrieve(message, self.model.count_tokens, n_ctx=self.model.n_ctx)
-            if self._grounding
+            if self._grounding and message is not None
             else []
         )
-        tokens = self._fit(pending, max_tokens, references)
-        params = self.model.sampling_params(json_schema=json_schema, **sampling)
+        tokens, plan = self._fit(pending, max_tokens, references, chat)
+        options = plan.sampling_options(sampling, json_schema=json_schema)
+        params = self.model.sampling_params(json_schema=json_schema, **options)
         gen = self.model.start(
             tokens, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, callback=callback
         )
+        reply = ChatStream(gen, plan)
 
         def record(result: GenerationResult) -> None:
             result.references = list(references)
-            self._history = [*pending, {"role": "assistant", "content": result.text}]
+            said = ChatReply(result.text, result.reasoning, result.tool_calls).message()
+            self._history = [*pending, said]
             self.last_result = result
 
         self.last_references = references
-        gen.add_done_callback(record)
-        return gen if stream else gen.drain()
+        reply.add_done_callback(record)
+        return reply if stream else reply.drain()
+
+    def add_tool_result(self, call_id: str, content: object) -> None:
+        """Answer the tool call ``call_id`` of the latest reply with ``content`` (text;
+        other values are sent as JSON). Raises :class:`~fireside.errors.ToolError` when no
+        call of the conversation has that id, or it was answered already."""
+        calls = {
+            call["id"]: call["function"]["name"]
+            for m in self._history
+            if m["role"] == "assistant"
+            for call in m.get("tool_calls") or ()
+        }
+        if call_id not in calls:
+            known = ", ".join(repr(c) for c in calls) or "the conversation has none"
+            raise ToolError(f"add_tool_result: no tool call has the id {call_id!r} ({known})")
+        if any(m["role"] == "tool" and m.get("tool_call_id") == call_id for m in self._history):
+            raise ToolError(f"add_tool_result: the tool call {call_id!r} has its result already")
+        text = content if isinstance(content, str) else json.dumps(content, default=str)
+        self._history.append(
+            {"role": "tool", "tool_call_id": call_id, "name": calls[call_id], "content": text}
+        )
+
+    def act(
+        self,
+        prompt: str,
+        tools: Sequence[Callable[..., Any]],
+        *,
+        max_rounds: int = 8,
+        tool_choice: ToolChoiceSpec | Sequence[ToolChoiceSpec] = None,
+        on_call: Callable[[ToolRun], object] | None = None,
+        **options: Any,
+    ) -> ActResult:
+        """Let the model use Python functions as tools until it answers ``prompt``.
+
+        See :func:`fireside.chat.act.act`: each round the model replies; its calls run
+        (a tool that raises, or a call of an unknown function, gives the model the error
+        text) and their results are fed back, until a reply makes no call. The last of
+        ``max_rounds`` replies may not call tools, so it is an answer. ``tool_choice``
+        may be one choice or one per round (the last repeats); ``options`` go to
+        :meth:`send`.
+        """
+        from fireside.chat.act import act
+
+        return act(
+            self,
+            prompt,
+            tools,
+            max_rounds=max_rounds,
+            tool_choice=tool_choice,
+            on_call=on_call,
+            **options,
+        )
 
     def _render(
-        self, messages: list[dict[str, Any]], references: Sequence[Reference] = ()
-    ) -> list[int]:
+        self,
+        messages: list[dict[str, Any]],
+        references: Sequence[Reference] = (),
+        chat: Mapping[str, Any] | None = None,
+    ) -> tuple[list[int], ChatPlan]:
         if references:
             from fireside.chat.grounding import grounded_messages
 
             messages = grounded_messages(messages, references)
-        text = self._template.render(messages, add_generation_prompt=True)
-        return self.model.tokenize_rendered(text)
+        plan = plan_chat(self._template, messages, **(chat or {}))
+        return self.model.tokenize_rendered(plan.text), plan
 
     def _fit(
         self,
         pending: list[dict[str, Any]],
         max_tokens: int | None,
         references: Sequence[Reference] = (),
-    ) -> list[int]:
-        """Tokens of ``pending`` (its last user message carrying ``references``), dropping
-        its oldest exchanges (in place) until they leave room for the reply: ``max_tokens``
-        (``None``: a quarter of the context), at most half."""
+        chat: Mapping[str, Any] | None = None,
+    ) -> tuple[list[int], ChatPlan]:
+        """Tokens of ``pending`` (its last user message carrying ``references``) and their
+        plan, dropping its oldest exchanges (in place) until they leave room for the
+        reply: ``max_tokens`` (``None``: a quarter of the context), at most half."""
         n_ctx = self.model.n_ctx
         reserve = reply_reserve(n_ctx, max_tokens)
-        tokens = self._render(pending, references)
+        tokens, plan = self._render(pending, references, chat)
         dropped = 0
         while len(tokens) + reserve > n_ctx:
             if self.overflow == "error":
@@ -289,7 +395,7 @@ class ChatSession:
                 )
             dropped += end - first
             del pending[first:end]
-            tokens = self._render(pending, references)
+            tokens, plan = self._render(pending, references, chat)
         if dropped:
             warnings.warn(
                 f"the conversation no longer fit the context ({n_ctx} tokens); "
@@ -297,7 +403,7 @@ class ChatSession:
                 UserWarning,
                 stacklevel=3,
             )
-        return tokens
+        return tokens, plan
 
     # -- persistence -----------------------------------------------------------------
 

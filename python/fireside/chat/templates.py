@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fireside.chat.template_caps import TemplateCapabilities, probe_capabilities
@@ -218,20 +220,32 @@ class ChatTemplate:
         return cls(source, bos_token=bos_token, eos_token=eos_token, name=name)
 
     @classmethod
-    def for_model(cls, model: _core.Model, override: str | None = None) -> ChatTemplate:
+    def for_model(
+        cls, model: _core.Model, override: str | os.PathLike[str] | None = None
+    ) -> ChatTemplate:
         """The template to use for ``model``.
 
         In order: ``override`` (Jinja text if it contains ``{{`` or ``{%``, else a built-in
-        name), the GGUF's ``tokenizer.chat_template``, a built-in chosen by architecture
-        and vocabulary, else ChatML. ``bos_token``/``eos_token`` come from the vocabulary.
+        name, else the path of a template file such as ``tool_use.jinja``), the GGUF's
+        ``tokenizer.chat_template``, a built-in chosen by architecture and vocabulary,
+        else ChatML. ``bos_token``/``eos_token`` come from the vocabulary. A path that
+        does not exist or cannot be read raises ``ValueError`` naming it.
         """
         bos, eos = _token_text(model, model.bos), _token_text(model, model.eos)
         if override is not None:
-            if not isinstance(override, str) or not override.strip():
-                raise ValueError("chat_template must be a Jinja template or a built-in name")
-            if "{{" in override or "{%" in override:
-                return cls(override, bos_token=bos, eos_token=eos, name="custom")
-            return cls.builtin(override.strip(), bos_token=bos, eos_token=eos)
+            if not isinstance(override, (str, os.PathLike)) or not str(override).strip():
+                raise ValueError(
+                    "chat_template must be a Jinja template, a built-in name or a .jinja path"
+                )
+            text = os.fspath(override)
+            if "{{" in text or "{%" in text:
+                return cls(text, bos_token=bos, eos_token=eos, name="custom")
+            if text.strip() in _builtins():
+                return cls.builtin(text.strip(), bos_token=bos, eos_token=eos)
+            if not _looks_like_path(text):
+                cls.builtin(text.strip())  # the unknown-name error, listing the names
+            path = Path(text).expanduser()
+            return cls(read_template_file(path), bos_token=bos, eos_token=eos, name=path.name)
         try:
             source = model.chat_template()
         except UnicodeDecodeError as e:
@@ -242,6 +256,44 @@ class ChatTemplate:
         if source:
             return cls(source, bos_token=bos, eos_token=eos, name="gguf")
         return cls.builtin(fallback_name(model), bos_token=bos, eos_token=eos)
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        text.endswith((".jinja", ".jinja2", ".j2"))
+        or "/" in text
+        or os.sep in text
+        or Path(text).expanduser().is_file()
+    )
+
+
+def read_template_file(path: str | os.PathLike[str]) -> str:
+    """The text of a chat template file; ``ValueError`` naming ``path`` when it does not
+    exist, is not a file, cannot be read, is too long or is not UTF-8 text."""
+    where = os.fspath(path)
+    target = Path(where).expanduser()
+    if not target.exists():
+        raise ValueError(
+            f"chat template file {where!r} does not exist (chat_template takes Jinja text, "
+            f"a built-in name: {', '.join(builtin_template_names())}, or a .jinja path)"
+        )
+    if not target.is_file():
+        raise ValueError(f"chat template file {where!r} is not a regular file")
+    try:
+        with target.open("rb") as f:
+            data = f.read(MAX_TEMPLATE_CHARS * 4 + 1)
+    except OSError as e:
+        raise ValueError(f"cannot read chat template file {where!r}: {e.strerror or e}") from e
+    if len(data) > MAX_TEMPLATE_CHARS * 4:
+        raise ValueError(
+            f"chat template file {where!r} is larger than {MAX_TEMPLATE_CHARS * 4:,} bytes"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"chat template file {where!r} is not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
 
 
 def fallback_name(model: _core.Model) -> str:

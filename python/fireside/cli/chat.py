@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fireside.cli.common import RpcOption, load_model, writer
+from fireside.cli.reply_options import ChatTemplateOption, ThinkOption, check_think
 from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
 from fireside.errors import FiresideError
 
@@ -131,15 +132,12 @@ class ChatLoop:
         return True
 
     def reply(self, message: str) -> None:
+        from fireside.cli.reply_view import ReplyView
+
         stream = self.session.send(message, stream=True, **self.options)
-        last = ""
         interrupt = _Interrupt(stream.cancel)
         with interrupt:
-            for text in stream:
-                self.write(text)
-                last = text
-        if last and not last.endswith("\n"):
-            self.write("\n")
+            ReplyView(self.write).show_all(stream.deltas())
         if interrupt.hit:
             _info("(stopped)")
         if self.session.docs is not None and self.session.last_references:
@@ -153,7 +151,12 @@ class ChatLoop:
             _info(
                 f"({result.usage.completion_tokens} tokens, {t.tokens_per_second:.1f} tokens/s, "
                 f"first token after {t.time_to_first_token_ms:.0f} ms, "
-                f"prompt {result.usage.prompt_tokens} tokens, {threads})"
+                f"prompt {result.usage.prompt_tokens} tokens, {threads}"
+                + (
+                    f", {t.accepted_tokens} of {t.draft_tokens} drafted tokens accepted)"
+                    if t.draft_tokens
+                    else ")"
+                )
             )
 
     def loop(self) -> None:
@@ -211,6 +214,8 @@ def chat(
     rpc: RpcOption = None,
     docs: DocsOption = None,
     docs_k: DocsKOption = None,
+    chat_template: ChatTemplateOption = None,
+    think: ThinkOption = None,
 ) -> None:
     """Chat with a model in the terminal (with --docs: answers cite your documents)."""
     try:
@@ -222,10 +227,20 @@ def chat(
     signal.signal(signal.SIGINT, signal.default_int_handler)
     grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
     try:
-        loaded = load_model(model, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
+        loaded = load_model(
+            model,
+            n_ctx=ctx_size,
+            seed=seed,
+            n_threads=threads,
+            rpc_servers=rpc,
+            chat_template=chat_template,
+        )
         try:
             session = loaded.chat_session(system, docs=grounding)
+            check_think(session.chat_template, think)
             options: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+            if think is not None:
+                options["think"] = think
             using = f" (answering from {', '.join(grounding.names)})" if grounding else ""
             _info(f"Chatting with {loaded.name}{using}. /help for commands, Ctrl-D to leave.")
             ChatLoop(loaded, session, options, stats).loop()

@@ -11,6 +11,7 @@ import typer
 
 from fireside.cli.common import RpcOption, load_model, read_text_file, writer
 from fireside.cli.errors import CLIError
+from fireside.cli.reply_options import ChatTemplateOption, ThinkOption, check_think
 from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ def run(
     rpc: RpcOption = None,
     docs: DocsOption = None,
     docs_k: DocsKOption = None,
+    chat_template: ChatTemplateOption = None,
+    think: ThinkOption = None,
 ) -> None:
     """Answer one prompt, streaming the reply to stdout (with --docs: then its sources)."""
     name, prompt = _split_arguments(arguments)
@@ -95,47 +98,63 @@ def run(
         raise CLIError("--system needs the chat template; it cannot be used with --raw")
     if raw and docs:
         raise CLIError("--docs needs the chat template; it cannot be used with --raw")
+    if raw and (chat_template is not None or think is not None):
+        raise CLIError("--chat-template and --think need the chat template, not --raw")
     schema = _read_schema(json_schema) if json_schema is not None else None
     grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
     with ExitStack() as cleanup:
         if grounding is not None:
             cleanup.callback(grounding.close)
-        model = load_model(name, n_ctx=ctx_size, seed=seed, n_threads=threads, rpc_servers=rpc)
+        model = load_model(
+            name,
+            n_ctx=ctx_size,
+            seed=seed,
+            n_threads=threads,
+            rpc_servers=rpc,
+            chat_template=chat_template,
+        )
         cleanup.callback(model.close)
         sampling: dict[str, Any] = {
             "max_tokens": max_tokens,
             "temperature": temperature,
             "json_schema": schema,
         }
-        references: list[Reference] = []
-        stream: GenerationStream
-        if grounding is not None:
-            session = model.chat_session(system, docs=grounding)
-            stream = session.send(prompt, stream=True, **sampling)
-            references = session.last_references
-        elif raw:
+        if raw:
             sampling["max_tokens"] = max_tokens or RAW_DEFAULT_MAX_TOKENS
-            stream = model.generate(prompt, stream=True, **sampling)
-        else:
-            messages = [{"role": "user", "content": prompt}]
-            if system is not None:
-                messages.insert(0, {"role": "system", "content": system})
-            tokens = model.apply_chat_template(messages, tokenize=True)
-            stream = model.generate(tokens, stream=True, **sampling)
-        write = writer()
-        last = ""
+            _show_text(model.generate(prompt, stream=True, **sampling))
+            return
+        session = model.chat_session(system, docs=grounding)
+        check_think(session.chat_template, think)
+        if think is not None:
+            sampling["think"] = think
+        stream = session.send(prompt, stream=True, **sampling)
+        references: list[Reference] = session.last_references
+        from fireside.cli.reply_view import ReplyView
+
+        view = ReplyView()
         try:
-            for text in stream:
-                write(text)
-                last = text
+            view.show_all(stream.deltas())
         except KeyboardInterrupt:
             stream.close()
-            write("\n")
+            view.write("\n")
             raise
-        if not last.endswith("\n"):
-            write("\n")
         if references:
-            write("\n" + format_sources(references))
+            view.write("\n" + format_sources(references))
+
+
+def _show_text(stream: GenerationStream) -> None:
+    write = writer()
+    last = ""
+    try:
+        for text in stream:
+            write(text)
+            last = text
+    except KeyboardInterrupt:
+        stream.close()
+        write("\n")
+        raise
+    if not last.endswith("\n"):
+        write("\n")
 
 
 def register(app: typer.Typer) -> None:

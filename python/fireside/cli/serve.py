@@ -83,7 +83,7 @@ def serve(
         str | None,
         typer.Option(
             "--chat-template",
-            help="A Jinja template or built-in template name overriding the model's.",
+            help="A Jinja template, built-in template name or .jinja file overriding the model's.",
         ),
     ] = None,
     allowed_hosts: Annotated[

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fireside.chat.reply_stream import ChatStream
 from fireside.chat.session import ChatSession, validate_messages
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ModelNotFoundError
@@ -289,7 +290,7 @@ class GPT4All:
         }
         limit = n_predict if n_predict is not None else max_tokens
         hook = None if callback is empty_response_callback else callback
-        gen: GenerationStream
+        gen: GenerationStream | ChatStream
         if self._session is not None:
             gen = self._session.send(
                 prompt, stream=True, max_tokens=limit, callback=hook, **sampling

@@ -1,4 +1,5 @@
-"""What a finished generation reports: text, tokens, why it ended, usage and timings."""
+"""What a finished generation reports: text, tokens, why it ended, usage and timings (and,
+for a chat reply, its reasoning and tool calls)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ class Timings:
     them while it runs; see :mod:`fireside.generation.threads`)."""
     n_threads_batch: int = 0
     """CPU threads that evaluated the prompt."""
+    draft_tokens: int = 0
+    """Tokens drafted ahead by speculative decoding (see
+    :mod:`fireside.generation.speculative`)."""
+    accepted_tokens: int = 0
+    """Drafted tokens the model confirmed (each saved one decode step)."""
 
 
 @dataclass
@@ -73,3 +79,9 @@ class GenerationResult:
     references: list[Any] = field(default_factory=list)
     """The document excerpts the reply was grounded on, numbered as the prompt showed them
     (:class:`fireside.chat.grounding.Reference`; empty unless the chat used ``docs=``)."""
+    reasoning: str | None = None
+    """A chat reply's thinking, split from ``text`` (``None``: the reply had none; see
+    :mod:`fireside.chat.reasoning`)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """A chat reply's tool calls, OpenAI-shaped (``id``, ``type``, ``function`` with
+    ``name`` and ``arguments`` as JSON text); ``text`` is then what was said besides."""
