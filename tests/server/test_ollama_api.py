@@ -241,12 +241,14 @@ def test_num_ctx_limits_the_request(client: ollama.Client) -> None:
     assert reply.done_reason == "length"
 
 
-def test_load_requests(client: ollama.Client) -> None:
+def test_load_and_unload_requests(live: LiveServer, client: ollama.Client) -> None:
     assert client.generate(model="smollm2:135m").done_reason == "load"
     assert client.chat(model="smollm2:135m", messages=[]).done_reason == "load"
-    with pytest.raises(ollama.ResponseError) as caught:
-        client.generate(model="smollm2:135m", keep_alive=0)
-    assert caught.value.status_code == 400 and "cannot be unloaded" in caught.value.error
+    assert [m.model for m in client.ps().models] == [live.model_id]
+    assert client.generate(model="smollm2:135m", keep_alive=0).done_reason == "unload"
+    assert client.ps().models == []  # unloaded before the answer
+    assert client.generate(model="smollm2:135m").done_reason == "load"
+    assert [m.model for m in client.ps().models] == [live.model_id]
 
 
 def test_embed_equals_the_servers_embeddings(live: LiveServer, client: ollama.Client) -> None:
@@ -281,7 +283,7 @@ def test_list_show_ps(live: LiveServer, client: ollama.Client) -> None:
     running = client.ps().models
     assert [m.model for m in running] == [live.model_id]
     assert running[0].context_length == SLOT_CTX
-    assert running[0].size == live.app.state.service.model.path.stat().st_size
+    assert running[0].size > live.app.state.service.model.path.stat().st_size  # + KV cache
     assert httpx.get(live.url + "/api/version").json()["version"]
 
 

@@ -1,12 +1,17 @@
 """Anthropic's Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
 
 A request becomes a :class:`~fireside.server.protocol.ChatCompletionRequest` (``system``
-as the system message, ``stop_sequences`` as stops) and enters the engine through
-:meth:`~fireside.server.serving.Service.start_chat`, like every chat; its job is answered
-as one ``message``, or (``stream: true``) as Anthropic's event stream: ``message_start``,
-``content_block_start``, ``ping``, one ``content_block_delta`` per piece,
-``content_block_stop``, ``message_delta`` (``stop_reason``, ``stop_sequence``, output
-tokens) and ``message_stop``. An error after the stream began is an ``error`` event.
+as the system message, ``stop_sequences`` as stops, ``tools``/``tool_choice`` as its tools,
+``thinking`` as ``think``) and enters the engine through
+:meth:`~fireside.server.serving.Service.start_chat`, like every chat; its reply is
+answered as one ``message`` whose content is a ``thinking`` block (a thinking model's
+reasoning), a ``text`` block (left out when the reply is only calls) and one ``tool_use``
+block per call (``stop_reason: "tool_use"``), or (``stream: true``) as Anthropic's event
+stream: ``message_start``, then per block ``content_block_start`` (the first followed by
+``ping``), its ``content_block_delta`` pieces (``thinking_delta``, ``text_delta``,
+``input_json_delta``) and ``content_block_stop``, then ``message_delta``
+(``stop_reason``, ``stop_sequence``, output tokens) and ``message_stop``. An error after
+the stream began is an ``error`` event.
 ``count_tokens`` renders the messages exactly as a request would be rendered and counts
 the prompt's tokens (the ``input_tokens`` a reply reports).
 
@@ -22,8 +27,8 @@ from __future__ import annotations
 import hmac
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -34,7 +39,11 @@ from fireside.server import protocol as p
 from fireside.server.auth import check_api_key
 from fireside.server.errors import APIError, bad_request, from_exception
 from fireside.server.jobs import Job
-from fireside.server.serving import STREAM_ERRORS, EventStream, Service, collect, parse_body
+from fireside.server.model_lookup import engine_for
+from fireside.server.serving import STREAM_ERRORS, ChatRun, EventStream, Service, parse_body
+
+if TYPE_CHECKING:
+    from fireside.chat.reply import ChatReply
 
 PATH = "/v1/messages"
 
@@ -61,8 +70,8 @@ async def require_api_key(request: Request) -> None:
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 
 
-def _service(request: Request, endpoint: str) -> Service:
-    service: Service = request.app.state.service
+async def _service(request: Request, endpoint: str, name: str) -> Service:
+    service = await engine_for(request, name)  # the model the request names
     service.engine.metrics.request(endpoint)
     return service
 
@@ -70,14 +79,20 @@ def _service(request: Request, endpoint: str) -> Service:
 @router.post("/messages", response_model=ap.Message)
 async def create_message(request: Request) -> Response:
     """A reply to a conversation (``stream=true``: Anthropic's event stream)."""
-    service = _service(request, "messages")
     req: ap.MessagesRequest = await parse_body(request, ap.MessagesRequest)
+    service = await _service(request, "messages", req.model)
     limit = service.max_tokens_limit
     if req.max_tokens > limit:
         raise bad_request(
             f"max_tokens: {req.max_tokens} > {limit}, which is the most this server allows "
             "per reply.",
             param="max_tokens",
+        )
+    budget = req.thinking.budget_tokens if req.thinking is not None else None
+    if budget is not None and budget >= req.max_tokens:
+        raise bad_request(
+            f"thinking.budget_tokens ({budget}) must be less than max_tokens ({req.max_tokens}).",
+            param="thinking.budget_tokens",
         )
     chat = p.ChatCompletionRequest(
         model=req.model,
@@ -88,28 +103,51 @@ async def create_message(request: Request) -> Response:
         top_p=req.top_p,
         top_k=req.top_k,
         user=req.metadata.user_id if req.metadata is not None else None,
+        think=req.think,
+        **ap.chat_tools(req),
     )
     run = await service.start_chat(chat)
-    job, mid = run.job, f"msg_{uuid.uuid4().hex}"
+    mid = f"msg_{uuid.uuid4().hex}"
     if req.stream:
-        return EventStream(_events(service, job, mid), job.cancel)
+        return EventStream(_events(service, run, mid), run.job.cancel)
     try:
-        collected = await collect(job, request)
+        collected = await run.collect(request)
     except STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
         raise from_exception(e) from None
     if collected is None:
         return Response(status_code=499)
-    text, _ = collected
-    body = _message(service, job, mid, [ap.TextContent(text=text)])
+    reply, _ = collected
+    body = _message(service, run, mid, _blocks(reply))
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+def _blocks(reply: ChatReply) -> list[ap.ContentBlock]:
+    """A finished reply's content: thinking, text (left out when the reply is only
+    calls), then one tool_use block per call."""
+    blocks: list[ap.ContentBlock] = []
+    if reply.reasoning:
+        blocks.append(ap.ThinkingContent(thinking=reply.reasoning))
+    if reply.content or not reply.tool_calls:
+        blocks.append(ap.TextContent(text=reply.content))
+    blocks.extend(_tool_use(call) for call in reply.tool_calls)
+    return blocks
+
+
+def _tool_use(call: dict[str, Any]) -> ap.ToolUseContent:
+    function = call["function"]
+    return ap.ToolUseContent(
+        id=call["id"], name=function["name"], input=json.loads(function["arguments"])
+    )
 
 
 @router.post("/messages/count_tokens", response_model=ap.TokenCount)
 async def count_tokens(request: Request) -> ap.TokenCount:
     """The prompt tokens a request with these messages would take."""
-    service = _service(request, "messages.count_tokens")
     req: ap.CountTokensRequest = await parse_body(request, ap.CountTokensRequest)
-    chat = p.ChatCompletionRequest(model=req.model, messages=ap.chat_messages(req))
+    service = await _service(request, "messages.count_tokens", req.model)
+    chat = p.ChatCompletionRequest(
+        model=req.model, messages=ap.chat_messages(req), think=req.think, **ap.chat_tools(req)
+    )
     tokens, _ = await service.chat_prompt(chat)
     return ap.TokenCount(input_tokens=len(tokens))
 
@@ -128,13 +166,21 @@ def _matched_stop(service: Service, job: Job) -> str | None:
     return min(found)[2] if found else None
 
 
-def _message(service: Service, job: Job, mid: str, content: list[ap.TextContent]) -> ap.Message:
+def _message(
+    service: Service, run: ChatRun, mid: str, content: list[ap.ContentBlock]
+) -> ap.Message:
+    job = run.job
     result = job.result
+    stop_reason: ap.StopReason | None = None
+    if result is not None:
+        stop_reason = ap.STOP_REASONS[result.finish_reason]
+        if run.reply is not None and run.reply.finish_reason(result.finish_reason) == "tool_calls":
+            stop_reason = "tool_use"
     return ap.Message(
         id=mid,
         content=content,
         model=service.model_id,
-        stop_reason=None if result is None else ap.STOP_REASONS[result.finish_reason],
+        stop_reason=stop_reason,
         stop_sequence=None if result is None else _matched_stop(service, job),
         usage=ap.Usage(
             input_tokens=len(job.prompt),
@@ -147,29 +193,83 @@ def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
 
-async def _events(service: Service, job: Job, mid: str) -> AsyncIterator[str]:
-    start = _message(service, job, mid, [])
+class _BlockWriter:
+    """Anthropic's content block events: each block starts when its first piece arrives
+    and stops when the next block begins (or at the end); the first start is followed by
+    a ``ping``, as Anthropic's streams do."""
+
+    def __init__(self) -> None:
+        self.index = -1
+        self._open: str | None = None  # "thinking" or "text"
+        self._text_seen = False
+
+    def _start(self, block: dict[str, Any]) -> Iterator[str]:
+        self.index += 1
+        yield _event("content_block_start", {"index": self.index, "content_block": block})
+        if self.index == 0:
+            yield _event("ping", {})
+
+    def close(self) -> Iterator[str]:
+        if self._open is not None:
+            yield _event("content_block_stop", {"index": self.index})
+            self._open = None
+
+    def piece(self, kind: str, text: str) -> Iterator[str]:
+        """Events for ``text`` of a ``"thinking"`` or ``"text"`` block."""
+        if self._open != kind:
+            yield from self.close()
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
+            yield from self._start(empty if kind == "thinking" else {"type": "text", "text": ""})
+            self._open = kind
+            self._text_seen = self._text_seen or kind == "text"
+        delta = (
+            {"type": "thinking_delta", "thinking": text}
+            if kind == "thinking"
+            else {"type": "text_delta", "text": text}
+        )
+        yield _event("content_block_delta", {"index": self.index, "delta": delta})
+
+    def finish(self, reply: ChatReply) -> Iterator[str]:
+        """Close the open block; an empty answer is still a text block; then the calls."""
+        yield from self.close()
+        if not reply.tool_calls and not self._text_seen:
+            yield from self._start({"type": "text", "text": ""})
+            yield _event("content_block_stop", {"index": self.index})
+        for call in reply.tool_calls:
+            block = _tool_use(call).model_dump(mode="json")
+            yield from self._start({**block, "input": {}})
+            partial = {"type": "input_json_delta", "partial_json": call["function"]["arguments"]}
+            yield _event("content_block_delta", {"index": self.index, "delta": partial})
+            yield _event("content_block_stop", {"index": self.index})
+
+
+async def _events(service: Service, run: ChatRun, mid: str) -> AsyncIterator[str]:
+    start = _message(service, run, mid, [])
     yield _event("message_start", {"message": start.model_dump(mode="json")})
-    block = {"type": "text", "text": ""}
-    yield _event("content_block_start", {"index": 0, "content_block": block})
-    yield _event("ping", {})
+    writer = _BlockWriter()
     try:
-        async for chunk in job.events():
-            text = {"type": "text_delta", "text": chunk.text}
-            yield _event("content_block_delta", {"index": 0, "delta": text})
+        async for delta, _ in run.deltas():
+            if delta.reasoning:
+                for line in writer.piece("thinking", delta.reasoning):
+                    yield line
+            if delta.content:
+                for line in writer.piece("text", delta.content):
+                    yield line
     except STREAM_ERRORS as e:  # the headers are sent: report it in the stream
         error = from_exception(e)
         status = ap.anthropic_status(error.status, error.code)
         yield _event("error", {"error": ap.error_body(status, error.message)["error"]})
         return
-    yield _event("content_block_stop", {"index": 0})
-    end = _message(service, job, mid, [])
-    delta: dict[str, str | None] = {
+    assert run.reply is not None
+    for line in writer.finish(run.reply):
+        yield line
+    end = _message(service, run, mid, [])
+    stop: dict[str, str | None] = {
         "stop_reason": end.stop_reason,
         "stop_sequence": end.stop_sequence,
     }
     yield _event(
-        "message_delta", {"delta": delta, "usage": {"output_tokens": end.usage.output_tokens}}
+        "message_delta", {"delta": stop, "usage": {"output_tokens": end.usage.output_tokens}}
     )
     yield _event("message_stop", {})
 

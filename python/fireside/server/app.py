@@ -1,8 +1,8 @@
-"""The app factory: ``create_app(model, ...)`` loads the model and returns the ASGI app.
+"""The app factory: ``create_app(model, ...)`` loads the given models and returns the ASGI app.
 
-State lives on ``app.state`` (``service``, ``config``, ``metrics``), never in module
-globals, so several apps can live in one process (tests do). The engine's scheduler
-thread starts with the app's lifespan and stops with it.
+State lives on ``app.state`` (``models``, ``service``, ``config``, ``metrics``), never in
+module globals, so several apps can live in one process (tests do). The engines'
+scheduler threads start with the app's lifespan and stop with it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import State
 
 from fireside.chat.template_pool import shared_pool
 from fireside.server import errors
@@ -23,6 +24,7 @@ from fireside.server.config import ServerConfig
 from fireside.server.docs_api import DocsService
 from fireside.server.docs_api import router as docs_router
 from fireside.server.limits import BodySizeLimit
+from fireside.server.model_manager import ModelLeases, ModelManager
 from fireside.server.ollama_api import public as ollama_public
 from fireside.server.ollama_api import router as ollama_router
 from fireside.server.ollama_errors import OllamaErrors
@@ -33,88 +35,73 @@ from fireside.server.responses_store import ResponseStore
 from fireside.server.routes import STATIC_DIR, api, public
 
 
-def _slot_context(model: Any, config: ServerConfig) -> int:
-    """Tokens per slot: as asked, else the default context for the whole KV budget split
-    between the slots (never more than the model was trained for)."""
-    from fireside.defaults import default_n_ctx, kv_bytes_per_token
+class _AppState(State):
+    """``app.state``, where ``service`` is the first given model's service while loaded."""
 
-    core = model.core
-    if config.ctx_size is not None:
-        return config.ctx_size
-    kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
-    return default_n_ctx(core.n_ctx_train, kv * config.parallel)
+    @property
+    def service(self) -> Any:
+        return self.models.primary
 
 
 def create_app(
-    model: str | os.PathLike[str] | Any,
+    model: Any = None,
     config: ServerConfig | None = None,
     **options: Any,
 ) -> FastAPI:
-    """An OpenAI-compatible server for ``model``: a path, a catalog name, or a loaded
-    :class:`fireside.Model` (which the caller keeps owning).
+    """An OpenAI- and Ollama-compatible server for the downloaded models.
+
+    ``model`` names the models to serve first and load now: a path, a catalog name, a
+    loaded :class:`fireside.Model` (which the caller keeps owning), or a list of them;
+    ``None``: none loaded at start. Every model in fireside's store is served too, loaded
+    on its first request (:mod:`fireside.server.model_manager`); ``app.state.models`` is
+    the manager, ``app.state.service`` the first given model's service while it is loaded.
 
     ``config`` (or keyword ``options`` of :class:`ServerConfig`) sets slots, context,
-    API key, limits and the Host names and web origins it serves
-    (:mod:`fireside.server.origins`); run it with :func:`fireside.server.http11.uvicorn_config`
-    so that even malformed HTTP is answered in OpenAI's shape. Loading happens here, so errors surface before a port is bound.
+    API key, limits, the model limits (``max_models``, ``memory_budget``, ``keep_alive``)
+    and the Host names and web origins it serves (:mod:`fireside.server.origins`); run it
+    with :func:`fireside.server.http11.uvicorn_config` so that even malformed HTTP is
+    answered in OpenAI's shape. Loading happens here, so errors surface before a port is
+    bound.
     """
-    from fireside.model import Model
-    from fireside.server.engine import Engine
     from fireside.server.metrics import Metrics
-    from fireside.server.serving import Service, default_model_id
 
     if config is None:
         config = ServerConfig(**options)
     elif options:
         raise TypeError("give a ServerConfig or keyword options, not both")
-    n_threads = config.n_threads  # None: "auto"
-    owns = not isinstance(model, Model)
-    loaded: Model
-    if owns:
-        loaded = Model(
-            model,
-            embedding=True,  # no single-sequence context: the engine makes its own
-            n_threads=n_threads,
-            n_gpu_layers=config.n_gpu_layers,
-            chat_template=config.chat_template,
-            n_batch=config.n_batch,
-        )
+    if model is None:
+        given: list[Any] = []
+    elif isinstance(model, (str, os.PathLike)) or not isinstance(model, (list, tuple)):
+        given = [model]
     else:
-        loaded = model  # type: ignore[assignment]
+        given = list(model)
     docs: DocsService | None = None
     try:
         docs = DocsService(config.docs)  # an unknown collection fails before a port is bound
         metrics = Metrics()
-        engine = Engine(
-            loaded.core,
-            parallel=config.parallel,
-            n_ctx_seq=_slot_context(loaded, config),
-            n_batch=config.n_batch,
-            n_threads=n_threads or "auto",
-            max_queue=config.max_queue,
+        manager = ModelManager(
+            config,
             metrics=metrics,
+            docs=docs,
+            given=given,
         )
-        model_id = config.model_id or (
-            default_model_id(model, loaded.path) if owns else loaded.name
-        )
-        service = Service(loaded, engine, config, model_id, owns_model=owns, docs=docs)
     except BaseException:
         if docs is not None:
             docs.close()
-        if owns:
-            loaded.close()
         raise
 
     pulls = Pulls()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine.start()
+        await manager.start()
         try:
             yield
         finally:
             pulls.close()  # downloads over HTTP stop at their next chunk
-            service.close()  # and the collections
+            await manager.close()
+            if docs is not None:
+                docs.close()
             # a template still rendering would outlive a server stopped by a signal
             # (uvicorn re-raises it, so exit handlers do not run)
             shared_pool().close()
@@ -126,8 +113,9 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state = _AppState()
     app.state.config = config
-    app.state.service = service
+    app.state.models = manager
     app.state.metrics = metrics
     app.state.docs = docs
     app.state.pulls = pulls
@@ -142,6 +130,7 @@ def create_app(
     app.include_router(anthropic_router)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(ModelLeases, manager=manager)  # a request holds its model until sent
     app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
     # added last, so it runs first: a page that may not use the server reaches nothing
     app.add_middleware(

@@ -45,6 +45,12 @@ class ServerConfig:
         manage_models: whether requests may download and delete models (Ollama's
             ``/api/pull`` and ``/api/delete``; behind the API key when one is set).
             ``fireside serve`` turns it off when it listens beyond loopback without a key.
+        max_models: models loaded at once; the least recently used idle one is unloaded
+            to make room (see :mod:`fireside.server.model_manager`).
+        memory_budget: bytes loaded models may take together (weights plus KV cache,
+            estimated); ``None``: the memory free when the server starts.
+        keep_alive: seconds an idle model stays loaded (0: unloaded after each reply;
+            negative: until the server stops); a request's ``keep_alive`` overrides it.
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -63,6 +69,9 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     docs: tuple[str, ...] = ()
     manage_models: bool = True
+    max_models: int = 3
+    memory_budget: int | None = None
+    keep_alive: float = 300.0
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
@@ -81,6 +90,10 @@ class ServerConfig:
         positive("n_threads", self.n_threads, optional=True)
         positive("n_batch", self.n_batch)
         positive("n_gpu_layers", self.n_gpu_layers, -1, optional=True)
+        positive("max_models", self.max_models)
+        positive("memory_budget", self.memory_budget, optional=True)
+        if isinstance(self.keep_alive, bool) or not isinstance(self.keep_alive, (int, float)):
+            raise TypeError(f"keep_alive must be a number of seconds, got {self.keep_alive!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None")
         if self.model_id is not None and (not isinstance(self.model_id, str) or not self.model_id):

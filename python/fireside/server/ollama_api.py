@@ -17,6 +17,7 @@ line. The routes are behind the API key when one is set (``/api/version`` except
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -32,7 +33,7 @@ from fireside.server import protocol as p
 from fireside.server.auth import require_api_key
 from fireside.server.errors import bad_request, from_exception, validation_error
 from fireside.server.jobs import Job
-from fireside.server.model_lookup import engine_for
+from fireside.server.model_lookup import engine_for, manager_of
 from fireside.server.ollama_models import NDJSONStream, now
 from fireside.server.ollama_models import public as models_public
 from fireside.server.ollama_models import router as models_router
@@ -83,20 +84,29 @@ async def _engine(request: Request, name: str, keep_alive: Any) -> tuple[Service
     return service, time.perf_counter_ns() - started
 
 
-def _check_unload(name: str, keep_alive: Any) -> None:
+async def _load_or_unload(request: Request, name: str, keep_alive: Any) -> str:
+    """Ollama's request with no prompt: load model ``name`` (its ``keep_alive`` set), or
+    with ``keep_alive`` 0 unload it; the ``done_reason`` to answer."""
     if o.keep_alive_seconds(keep_alive) == 0:
-        raise bad_request(
-            f"This server keeps '{name}' loaded while it runs; it cannot be unloaded "
-            "(keep_alive 0). Stop fireside serve to free its memory.",
-            param="keep_alive",
-        )
+        await manager_of(request).unload(name)
+        return "unload"
+    service, _ = await _engine(request, name, keep_alive)
+    _count(service, "ollama.load")
+    return "load"
 
 
 def _refuse(generation: o._Generation) -> None:
+    """What ``/api/generate`` does not take (``/api/chat`` takes both)."""
     if generation.think:
         raise bad_request(
-            "think is not supported by fireside's Ollama API; leave it out (or false).",
+            "think is not supported by fireside's /api/generate; leave it out (or false), "
+            "or send the conversation to /api/chat, which takes it.",
             param="think",
+        )
+    if generation.options is not None and generation.options.tool_choice is not None:
+        raise bad_request(
+            "options.tool_choice applies to /api/chat with tools, not to /api/generate.",
+            param="options.tool_choice",
         )
 
 
@@ -149,17 +159,46 @@ def _messages(messages: list[o.Message]) -> list[dict[str, Any]]:
                 f"{where} has images, but this server's model reads text only.",
                 param=f"{where}.images",
             )
-        if message.tool_calls:
-            raise bad_request(
-                f"{where} has tool_calls; tool calling is not supported by fireside's "
-                "Ollama API yet (use /v1/chat/completions).",
-                param=f"{where}.tool_calls",
-            )
         item: dict[str, Any] = {"role": message.role, "content": message.content}
+        if message.tool_calls:  # Ollama's calls have no ids: a tool result answers the
+            item["tool_calls"] = [  # earliest call not yet answered
+                {
+                    "id": f"call_{i}_{j}",
+                    "type": "function",
+                    "function": {
+                        "name": call.function.name,
+                        "arguments": json.dumps(call.function.arguments, ensure_ascii=False),
+                    },
+                }
+                for j, call in enumerate(message.tool_calls)
+            ]
+        if message.thinking:
+            item["reasoning_content"] = message.thinking
         if message.tool_name:
             item["name"] = message.tool_name
         out.append(item)
     return out
+
+
+def _think(think: bool | str | None) -> dict[str, Any]:
+    """Ollama's ``think`` (true, false, or an effort: "low", "medium", "high") as chat
+    completions' ``think`` and ``reasoning_effort``."""
+    if think is None or isinstance(think, bool):
+        return {"think": think}
+    return {"reasoning_effort": think}
+
+
+def _tool_calls(calls: list[dict[str, Any]]) -> list[o.ToolCall] | None:
+    """OpenAI-shaped calls as Ollama's (arguments as an object)."""
+    out = [
+        o.ToolCall(
+            function=o.ToolCallFunction(
+                name=call["function"]["name"], arguments=json.loads(call["function"]["arguments"])
+            )
+        )
+        for call in calls
+    ]
+    return out or None
 
 
 def _token_bytes(text: str) -> list[int]:
@@ -242,25 +281,19 @@ async def chat(request: Request) -> Response:
     """A chat answer (``stream``, the default: NDJSON pieces, then the statistics)."""
     started = time.perf_counter_ns()
     req: o.ChatRequest = await parse_body(request, o.ChatRequest)
-    service, load_ns = await _engine(request, req.model, req.keep_alive)
-    _count(service, "ollama.chat")
-    if not req.messages:  # Ollama's way to load a model
-        _check_unload(req.model, req.keep_alive)
+    if not req.messages:  # Ollama's way to load (or, keep_alive 0, unload) a model
+        reason = await _load_or_unload(request, req.model, req.keep_alive)
         return _json(
             o.ChatResponse(
                 model=req.model,
                 created_at=now(),
                 message=o.AssistantMessage(content=""),
                 done=True,
-                done_reason="load",
+                done_reason=reason,
             )
         )
-    _refuse(req)
-    if req.tools:
-        raise bad_request(
-            "tools are not supported by fireside's Ollama API yet (use /v1/chat/completions).",
-            param="tools",
-        )
+    service, load_ns = await _engine(request, req.model, req.keep_alive)
+    _count(service, "ollama.chat")
     fields: dict[str, Any] = {
         "model": service.model_id,
         "messages": _messages(req.messages),
@@ -268,34 +301,60 @@ async def chat(request: Request) -> Response:
         "response_format": _response_format(req.format),
         "logprobs": req.logprobs,
         "top_logprobs": req.top_logprobs,
+        "tools": req.tools,
+        "tool_choice": req.options.tool_choice if req.options else None,
+        **_think(req.think),
         **_sampling(service, req.options),
     }
     run = await service.start_chat(
         _internal(p.ChatCompletionRequest, fields),
         n_ctx=req.options.num_ctx if req.options else None,
     )
+    with_logprobs = run.top_logprobs is not None
 
     def frame(
-        text: str, logprobs: list[o.Logprob] | None, stats: dict[str, Any] | None
+        message: o.AssistantMessage,
+        logprobs: list[TokenLogprob] | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> o._Response:
         return o.ChatResponse(
             model=req.model,
             created_at=now(),
-            message=o.AssistantMessage(content=text),
+            message=message,
             done=stats is not None,
-            logprobs=logprobs,
+            logprobs=_logprobs(logprobs) if with_logprobs and logprobs is not None else None,
             **(stats or {}),
         )
 
-    return await _answer(
-        request,
-        run.job,
-        stream=req.stream,
-        frame=frame,
-        with_logprobs=run.top_logprobs is not None,
-        started=started,
-        load_ns=load_ns,
+    if req.stream:
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                async for delta, items in run.deltas():
+                    message = o.AssistantMessage(
+                        content=delta.content,
+                        thinking=delta.reasoning or None,
+                        tool_calls=_tool_calls(delta.tool_calls),
+                    )
+                    yield frame(message, items).json_line()
+            except STREAM_ERRORS as e:  # the headers are sent: the error is the last line
+                yield o.ErrorLine(error=from_exception(e).message).json_line()
+                return
+            end = frame(o.AssistantMessage(content=""), None, _stats(run.job, started, load_ns))
+            yield end.json_line()
+
+        return NDJSONStream(lines(), run.job.cancel)
+    try:
+        collected = await run.collect(request)
+    except STREAM_ERRORS as e:
+        raise from_exception(e) from None
+    if collected is None:
+        return Response(status_code=499)
+    reply, logprobs = collected
+    message = o.AssistantMessage(
+        content=reply.content, thinking=reply.reasoning, tool_calls=_tool_calls(reply.tool_calls)
     )
+    return _json(frame(message, logprobs, _stats(run.job, started, load_ns)))
 
 
 @router.post("/generate")
@@ -304,6 +363,14 @@ async def generate(request: Request) -> Response:
     is with ``raw`` (then ``context`` tokens of an earlier answer may lead it)."""
     started = time.perf_counter_ns()
     req: o.GenerateRequest = await parse_body(request, o.GenerateRequest)
+    if not req.prompt and not req.context and not (req.template or req.suffix or req.images):
+        # Ollama's way to load (or, keep_alive 0, unload) a model
+        reason = await _load_or_unload(request, req.model, req.keep_alive)
+        return _json(
+            o.GenerateResponse(
+                model=req.model, created_at=now(), response="", done=True, done_reason=reason
+            )
+        )
     service, load_ns = await _engine(request, req.model, req.keep_alive)
     _count(service, "ollama.generate")
     _refuse(req)
@@ -318,13 +385,6 @@ async def generate(request: Request) -> Response:
         raise bad_request("suffix (fill-in-the-middle) is not supported.", param="suffix")
     if req.images:
         raise bad_request("images are not supported: this server's model reads text only.")
-    if not req.prompt and not req.context:  # Ollama's way to load a model
-        _check_unload(req.model, req.keep_alive)
-        return _json(
-            o.GenerateResponse(
-                model=req.model, created_at=now(), response="", done=True, done_reason="load"
-            )
-        )
     options = req.options or o.Options()
     sampling = _sampling(service, req.options)
     job: Job

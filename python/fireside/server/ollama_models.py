@@ -14,6 +14,7 @@ API key), and the served model's file is never deleted.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,13 +27,13 @@ from fastapi.responses import Response
 from fireside.errors import ModelNotFoundError
 from fireside.server import ollama_protocol as o
 from fireside.server.errors import APIError, bad_request, from_exception
-from fireside.server.model_lookup import served_entry, served_names, serves, without_latest
+from fireside.server.model_lookup import manager_of, without_latest
 from fireside.server.pulls import Pulls, PullState
 from fireside.server.serving import EventStream, parse_body
 
 if TYPE_CHECKING:
     from fireside.hub.catalog import CatalogEntry
-    from fireside.server.serving import Service
+    from fireside.server.model_manager import Loaded, ModelManager, Servable
 
 OLLAMA_API_VERSION = "0.5.0"
 """The Ollama release whose API this follows (JSON-schema ``format`` came with 0.5), so
@@ -71,11 +72,6 @@ def _size_label(n: int | None) -> str:
     if n >= 1_000_000_000:
         return f"{n / 1e9:.1f}B"
     return f"{n / 1e6:.0f}M"
-
-
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
 
 
 def _json(body: o._Response) -> Response:
@@ -129,85 +125,93 @@ def _digest(path: Path, entry: CatalogEntry | None) -> str:
     return str(record.get("sha256") or (entry.sha256 if entry else None) or "")
 
 
-def _served_tag(service: Service) -> o.ModelTag:
-    path = service.model.path
-    entry = served_entry(service)
-    core = service.core
+def _tag(servable: Servable, record: Loaded | None) -> o.ModelTag:
+    path = servable.path
+    details = _details(servable.entry)
+    if record is not None:  # a loaded model knows its family and size
+        core = record.service.core
+        details = _details(servable.entry, core.architecture, core.n_params)
     return o.ModelTag(
-        name=service.model_id,
-        model=service.model_id,
+        name=servable.id,
+        model=servable.id,
         modified_at=_mtime(path),
         size=path.stat().st_size,
-        digest=_digest(path, entry),
-        details=_details(entry, core.architecture, core.n_params),
+        digest=_digest(path, servable.entry),
+        details=details,
     )
 
 
-def _tags(service: Service) -> o.TagList:
-    from fireside.hub import list_models
-
-    tags = [_served_tag(service)]
-    seen = {service.model.path.resolve()}
-    for listing in list_models(downloaded=True):
-        path = listing.path
-        if path is None or path.resolve() in seen or not path.is_file():
+def _tags(manager: ModelManager) -> o.TagList:
+    tags = []
+    for servable in manager.servable():
+        try:
+            tags.append(_tag(servable, manager.loaded_record(servable)))
+        except OSError:  # deleted meanwhile
             continue
-        seen.add(path.resolve())
-        tags.append(
-            o.ModelTag(
-                name=listing.name,
-                model=listing.name,
-                modified_at=_mtime(path),
-                size=path.stat().st_size,
-                digest=_digest(path, listing.entry),
-                details=_details(listing.entry),
-            )
-        )
     return o.TagList(models=tags)
 
 
 @router.get("/tags")
 async def tags(request: Request) -> Response:
-    """The served model, then every downloaded model."""
-    service = _service(request)
-    service.engine.metrics.request("ollama.tags")
-    return _json(await anyio.to_thread.run_sync(_tags, service))
+    """The models this server serves: those it was started with, then every downloaded one."""
+    request.app.state.metrics.request("ollama.tags")
+    return _json(await anyio.to_thread.run_sync(_tags, manager_of(request)))
+
+
+def _expires(record: Loaded) -> str:
+    if record.expires_at is None:
+        if record.pinned or record.keep_alive < 0:
+            return NEVER
+        when = time.time() + record.keep_alive  # in use: the keep-alive starts when idle
+    else:
+        when = record.expires_at
+    return _timestamp(datetime.fromtimestamp(when, timezone.utc))
 
 
 @router.get("/ps")
 async def ps(request: Request) -> Response:
-    """The models loaded now: the served one, which stays loaded while the server runs."""
+    """The models loaded now, most recently used first: memory (estimated ``size``), when
+    each will be unloaded, and (fireside's) the requests it serves now."""
     from fireside import _core
 
-    service = _service(request)
-    service.engine.metrics.request("ollama.ps")
-    tag = _served_tag(service)
+    request.app.state.metrics.request("ollama.ps")
+    manager = manager_of(request)
     gpu = any(d.type in ("gpu", "igpu", "accel") for d in _core.devices())
-    offloaded = gpu and service.config.n_gpu_layers != 0
-    running = o.RunningModel(
-        name=tag.name,
-        model=tag.model,
-        size=tag.size,
-        digest=tag.digest,
-        details=tag.details,
-        expires_at=NEVER,
-        size_vram=service.core.size if offloaded else 0,
-        context_length=service.engine.n_ctx_seq,
-    )
-    return _json(o.RunningList(models=[running]))
+    offloaded = gpu and manager.config.n_gpu_layers != 0
+    running = []
+    for record in manager.loaded():
+        service = record.service
+        core = service.core
+        servable = record.servable
+        running.append(
+            o.RunningModel(
+                name=servable.id,
+                model=servable.id,
+                size=record.size,
+                digest=_digest(servable.path, servable.entry),
+                details=_details(servable.entry, core.architecture, core.n_params),
+                expires_at=_expires(record),
+                size_vram=record.size if offloaded else 0,
+                context_length=service.engine.n_ctx_seq,
+                in_flight=record.in_flight,
+                loaded_at=_timestamp(datetime.fromtimestamp(record.loaded_at, timezone.utc)),
+            )
+        )
+    return _json(o.RunningList(models=running))
 
 
-def _show(service: Service, name: str) -> o.ShowResponse:
+def _show(manager: ModelManager, name: str) -> o.ShowResponse:
     from fireside.hub import show
 
-    is_served = serves(service, name)
+    servable = manager.find(name)
+    record = manager.loaded_record(servable) if servable is not None else None
     try:
-        details = show(service.model.path if is_served else name)
+        details = show(servable.path if servable is not None else name)
     except (ModelNotFoundError, ValueError, TypeError) as e:
         raise _hub_error(name, e) from None
     if not details.downloaded or details.path is None:
         raise _not_found(name, ValueError("it is not downloaded (pull it with /api/pull)"))
-    entry = details.entry or (served_entry(service) if is_served else None)
+    entry = details.entry or (servable.entry if servable is not None else None)
     gguf = details.gguf
     info: dict[str, Any] = {}
     family = ""
@@ -232,7 +236,7 @@ def _show(service: Service, name: str) -> o.ShowResponse:
     return o.ShowResponse(
         modelfile=f"# fireside model\nFROM {details.path}\n",
         parameters="",
-        template=service.model.chat_template.source if is_served else "",
+        template=record.service.model.chat_template.source if record is not None else "",
         details=_details(entry, family, gguf.parameters if gguf else None),
         model_info=info,
         capabilities=["embedding"] if kind == "embedding" else ["completion"],
@@ -245,9 +249,8 @@ def _show(service: Service, name: str) -> o.ShowResponse:
 async def show_model(request: Request) -> Response:
     """What fireside knows of a downloaded model: catalog facts and GGUF metadata."""
     req: o.ShowRequest = await parse_body(request, o.ShowRequest)
-    service = _service(request)
-    service.engine.metrics.request("ollama.show")
-    return _json(await anyio.to_thread.run_sync(_show, service, _target(req)))
+    request.app.state.metrics.request("ollama.show")
+    return _json(await anyio.to_thread.run_sync(_show, manager_of(request), _target(req)))
 
 
 @public.get("/version")
@@ -294,7 +297,7 @@ async def pull(request: Request) -> Response:
             "insecure is not supported: fireside downloads over HTTPS and checks sha256.",
             param="insecure",
         )
-    _service(request).engine.metrics.request("ollama.pull")
+    request.app.state.metrics.request("ollama.pull")
     try:
         key, digest = await anyio.to_thread.run_sync(_pull_key, name)
     except (ModelNotFoundError, ValueError, TypeError) as e:
@@ -353,28 +356,27 @@ async def _until_disconnect(request: Request, work: Any) -> Any:
         task.cancel()
 
 
-def _delete(service: Service, pulls: Pulls, name: str) -> None:
-    from fireside.hub import remove
+def _delete_target(manager: ModelManager, name: str) -> Path | None:
+    """The file deleting ``name`` removes: the hub's meaning of the name first (a catalog
+    name means the catalog's file), else the served model it names."""
     from fireside.hub.names import parse_model_name
     from fireside.hub.resolve import find_local
 
-    served = service.model.path.resolve()
-    serving = APIError(
-        409,
-        f"model '{name}' is loaded by this server and serving requests; it cannot be "
-        "deleted while the server runs (stop fireside serve first).",
-        param="model",
-        code="model_in_use",
-    )
-    if name.lower() in served_names(service):
-        raise serving
     try:
         local = find_local(parse_model_name(name))
+    except (ModelNotFoundError, ValueError, TypeError):  # not a hub name: a served id?
+        servable = manager.find(name)
+        return servable.path if servable is not None else None
+    return local[0] if local else None
+
+
+def _delete(pulls: Pulls, name: str) -> None:
+    from fireside.hub import remove
+
+    try:
         key, _ = _pull_key(name)
     except (ModelNotFoundError, ValueError, TypeError) as e:
         raise _hub_error(name, e) from None
-    if any(path.resolve() == served for path in local):
-        raise serving
     if key in pulls.active():
         raise APIError(409, f"model '{name}' is being downloaded; try again when it is done.")
     try:
@@ -387,10 +389,16 @@ def _delete(service: Service, pulls: Pulls, name: str) -> None:
 
 @router.delete("/delete")
 async def delete(request: Request) -> Response:
-    """Delete a downloaded model from fireside's store (never the served model's file)."""
+    """Delete a downloaded model from fireside's store: unloaded first when idle, refused
+    (409) while it serves requests and for the models the server was started with."""
     _require_management(request)
     req: o.DeleteRequest = await parse_body(request, o.DeleteRequest)
-    service = _service(request)
-    service.engine.metrics.request("ollama.delete")
-    await anyio.to_thread.run_sync(_delete, service, request.app.state.pulls, _target(req))
+    request.app.state.metrics.request("ollama.delete")
+    name = _target(req)
+    manager = manager_of(request)
+    path = await anyio.to_thread.run_sync(_delete_target, manager, name)
+    if path is not None:
+        await manager.before_delete(path)
+    target = str(path) if path is not None and path.is_file() else name
+    await anyio.to_thread.run_sync(_delete, request.app.state.pulls, target)
     return Response(status_code=200)

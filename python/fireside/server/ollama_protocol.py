@@ -88,6 +88,10 @@ class Options(_Request):
     ``num_predict``: tokens to generate (``-1``: until the context is full; ``-2``: the
     same, as Ollama's "fill the context"); ``num_ctx``: the tokens prompt plus completion
     may use (at most the server's slot context); ``seed`` below 0: a random seed.
+    ``tool_choice`` is fireside's extension (Ollama has none; ``options`` is the one
+    field its clients pass through as given): OpenAI's ``"auto"``, ``"none"``,
+    ``"required"`` or ``{"type": "function", "function": {"name": ...}}``, for
+    ``/api/chat`` with ``tools``; a forced call is grammar-constrained.
     """
 
     temperature: float | None = Field(default=None, ge=0.0)
@@ -106,6 +110,7 @@ class Options(_Request):
     mirostat: Literal[0, 1, 2] | None = None
     mirostat_tau: float | None = Field(default=None, ge=0.0)
     mirostat_eta: float | None = Field(default=None, gt=0.0)
+    tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -285,8 +290,13 @@ class Timing(_Response):
 
 
 class AssistantMessage(BaseModel):
+    """The answer: ``thinking`` (a reasoning model's) and ``tool_calls`` are left out of
+    the JSON when there are none (answers are dumped without ``None`` fields)."""
+
     role: Literal["assistant"] = "assistant"
     content: str
+    thinking: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatResponse(Timing):
@@ -351,6 +361,8 @@ class RunningModel(BaseModel):
     expires_at: str
     size_vram: int
     context_length: int
+    in_flight: int | None = None  # fireside's: requests it serves now
+    loaded_at: str | None = None  # fireside's
 
 
 class RunningList(_Response):

@@ -1,17 +1,23 @@
 """The HTTP routes: the OpenAI API under ``/v1`` (behind the API key, when one is set),
-``/health``, ``/metrics`` and the chat page."""
+``/health``, ``/metrics`` and the chat page. Each request's ``model`` picks the service
+(:func:`fireside.server.model_lookup.engine_for`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fireside.server import protocol as p
 from fireside.server.auth import require_api_key
-from fireside.server.errors import APIError
-from fireside.server.serving import Service
+from fireside.server.errors import APIError, bad_request
+from fireside.server.model_lookup import engine_for, manager_of
+from fireside.server.model_manager import ModelManager, Servable
+from fireside.server.serving import Service, parse_body
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -19,13 +25,22 @@ api = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)])
 public = APIRouter()
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
+class _Named(BaseModel):
+    """Just the model a request names (the rest is checked by its handler)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str
 
 
-def _count(request: Request, endpoint: str) -> Service:
-    service = _service(request)
+async def _count(request: Request, endpoint: str, shape: type[BaseModel]) -> Service:
+    """The service of the model the request's body names (loaded if needed)."""
+    raw = await request.body()
+    try:
+        name = _Named.model_validate_json(raw).model
+    except ValidationError:
+        await parse_body(request, shape)  # the request's own error, named by its shape
+        raise bad_request("model is required.", param="model") from None
+    service = await engine_for(request, name)
     service.engine.metrics.request(endpoint)
     return service
 
@@ -33,47 +48,79 @@ def _count(request: Request, endpoint: str) -> Service:
 @api.post("/chat/completions", response_model=p.ChatCompletion)
 async def chat_completions(request: Request) -> Response:
     """Chat completion (``stream=true``: Server-Sent Events of chunks)."""
-    return await _count(request, "chat.completions").chat(request)
+    service = await _count(request, "chat.completions", p.ChatCompletionRequest)
+    return await service.chat(request)
 
 
 @api.post("/completions", response_model=p.Completion)
 async def completions(request: Request) -> Response:
     """Text completion of a raw prompt."""
-    return await _count(request, "completions").completion(request)
+    service = await _count(request, "completions", p.CompletionRequest)
+    return await service.completion(request)
 
 
 @api.post("/embeddings", response_model=p.EmbeddingList)
 async def embeddings(request: Request) -> Response:
     """Embedding vectors of one or more texts."""
-    return await _count(request, "embeddings").embeddings(request)
+    service = await _count(request, "embeddings", p.EmbeddingRequest)
+    return await service.embeddings(request)
+
+
+def _card(manager: ModelManager, servable: Servable) -> p.ModelCard:
+    record = manager.loaded_record(servable)
+    try:
+        created = int(servable.path.stat().st_mtime)
+    except OSError:
+        created = 0
+    if record is not None:
+        created = record.service.created
+    return p.ModelCard(id=servable.id, created=created, loaded=record is not None)
 
 
 @api.get("/models", response_model=p.ModelList)
 async def list_models(request: Request) -> p.ModelList:
-    """The model this server serves."""
-    return p.ModelList(data=[_count(request, "models").model_card()])
+    """Every model this server can serve (``loaded``: in memory now)."""
+    manager = manager_of(request)
+    request.app.state.metrics.request("models")
+    servable = await anyio.to_thread.run_sync(manager.servable)
+    return p.ModelList(data=[_card(manager, s) for s in servable])
 
 
 @api.get("/models/{model_id:path}", response_model=p.ModelCard)
 async def get_model(model_id: str, request: Request) -> p.ModelCard:
-    service = _count(request, "models")
-    service.check_model(model_id)
-    return service.model_card()
+    manager = manager_of(request)
+    request.app.state.metrics.request("models")
+    return _card(manager, await manager.resolve(model_id))
 
 
 @public.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """200 while the engine runs, 503 once it stopped; slot and queue counts."""
-    status, body = _service(request).health()
-    return JSONResponse(body, status_code=status)
+    """200 while the loaded engines run, 503 once one stopped; slot and queue counts."""
+    manager = manager_of(request)
+    engines = [s.engine for s in manager.services()]
+    ok = all(e.running for e in engines)
+    body: dict[str, Any] = {
+        "status": "ok" if ok else "error",
+        "models_loaded": [s.model_id for s in manager.services()],
+        "slots_total": sum(e.parallel for e in engines),
+        "slots_active": sum(e.active_slots for e in engines),
+        "queue_depth": sum(e.queue_depth for e in engines),
+    }
+    if manager.primary is not None:
+        body["model"] = manager.primary.model_id
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @public.get("/metrics", dependencies=[Depends(require_api_key)])
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text format."""
-    return PlainTextResponse(
-        _service(request).metrics_text(), media_type="text/plain; version=0.0.4"
+    """Prometheus text format (gauges summed over the loaded models)."""
+    engines = [s.engine for s in manager_of(request).services()]
+    text = request.app.state.metrics.render(
+        queue_depth=sum(e.queue_depth for e in engines),
+        slots_active=sum(e.active_slots for e in engines),
+        slots_total=sum(e.parallel for e in engines),
     )
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 @public.get("/", include_in_schema=False)

@@ -26,7 +26,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from fireside.errors import ContextLengthError, FiresideError
+from fireside.errors import (
+    ContextLengthError,
+    FiresideError,
+    GrammarError,
+    TemplateError,
+    ToolError,
+)
 from fireside.generation.context_room import reply_limit
 from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
 from fireside.generation.sampling import SamplingParams, build_sampler
@@ -36,6 +42,7 @@ from fireside.server.jobs import Job
 
 if TYPE_CHECKING:
     from fireside.chat.grounding import Reference
+    from fireside.chat.reply import ChatPlan, ChatReply, ReplyDelta
     from fireside.embeddings import Embedder
     from fireside.model import Model
     from fireside.server.config import ServerConfig
@@ -152,6 +159,36 @@ def _doc_references(references: list[Reference] | None) -> list[p.DocReference] 
     return None if references is None else [p.DocReference.of(r) for r in references]
 
 
+def _chat_message(reply: ChatReply) -> p.ChatMessage:
+    """The assistant message of a finished reply (``content`` is ``null`` when the reply
+    is only tool calls)."""
+    calls = [p.ToolCall.model_validate(call) for call in reply.tool_calls] or None
+    return p.ChatMessage(
+        content=None if calls and not reply.content else reply.content,
+        reasoning_content=reply.reasoning,
+        tool_calls=calls,
+    )
+
+
+def _chat_delta(delta: ReplyDelta) -> p.ChatDelta:
+    """One streamed piece: answer text, reasoning text and whole tool calls, each only
+    when it carries something."""
+    calls = [
+        p.ToolCallDelta(
+            index=call["index"],
+            id=call.get("id"),
+            type=call.get("type"),
+            function=p.FunctionCallDelta(**call["function"]) if call.get("function") else None,
+        )
+        for call in delta.tool_calls
+    ]
+    return p.ChatDelta(
+        content=delta.content or None,
+        reasoning_content=delta.reasoning or None,
+        tool_calls=calls or None,
+    )
+
+
 def _usage(job: Job) -> p.Usage:
     assert job.result is not None
     usage = job.result.usage
@@ -162,13 +199,43 @@ def _usage(job: Job) -> p.Usage:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class ChatRun:
-    """A submitted chat: its job (events, result), the excerpts it cites, its logprobs."""
+    """A submitted chat: its job (events, result), the excerpts it cites, its logprobs,
+    and its plan (:class:`~fireside.chat.reply.ChatPlan`), which reads the job's text back
+    as answer, reasoning and tool calls."""
 
     job: Job
     references: list[Reference] | None
     top_logprobs: int | None
+    plan: ChatPlan
+    reply: ChatReply | None = None
+    """The whole reply, once :meth:`collect` or :meth:`deltas` has read it to the end."""
+
+    async def collect(self, request: Request) -> tuple[ChatReply, list[TokenLogprob]] | None:
+        """The whole reply and its logprobs, or ``None`` when the client disconnected
+        first (the job is then cancelled)."""
+        collected = await collect(self.job, request)
+        if collected is None:
+            return None
+        text, logprobs = collected
+        self.reply = self.plan.parse(text)
+        return self.reply, logprobs
+
+    async def deltas(self) -> AsyncIterator[tuple[ReplyDelta, list[TokenLogprob]]]:
+        """The job's events read as :class:`~fireside.chat.reply.ReplyDelta` (answer,
+        reasoning, tool-call deltas), each with its tokens' logprobs; the last, from the
+        reader's ``finish``, carries what was held back and every call. Empty deltas
+        without logprobs are skipped; :attr:`reply` is set at the end."""
+        reader = self.plan.reader()
+        async for event in self.job.events():
+            delta = reader.feed(event.text)
+            if delta or event.logprobs:
+                yield delta, event.logprobs
+        last = reader.finish()
+        self.reply = reader.reply
+        if last:
+            yield last, []
 
 
 class Service:
@@ -183,9 +250,13 @@ class Service:
         *,
         owns_model: bool,
         docs: DocsService | None = None,
+        owns_docs: bool = True,
+        answers_to: Callable[[str], bool] | None = None,
     ) -> None:
         self.model = model
         self.docs = docs
+        self._owns_docs = owns_docs
+        self._answers_to = answers_to  # more names, e.g. the model manager's aliases
         self.core = model.core
         self.engine = engine
         self.config = config
@@ -201,7 +272,7 @@ class Service:
     def close(self) -> None:
         """Stop the engine and free what this service loaded."""
         self.engine.stop()
-        if self.docs is not None:
+        if self.docs is not None and self._owns_docs:
             self.docs.close()
         if self._embedder is not None:
             self._embedder.close()
@@ -211,13 +282,14 @@ class Service:
     # -- checks ------------------------------------------------------------------------
 
     def check_model(self, name: str) -> None:
-        if name not in self._names:
-            raise APIError(
-                404,
-                f"The model '{name}' does not exist. This server serves '{self.model_id}'.",
-                param="model",
-                code="model_not_found",
-            )
+        if name in self._names or (self._answers_to is not None and self._answers_to(name)):
+            return
+        raise APIError(
+            404,
+            f"The model '{name}' does not exist. This server serves '{self.model_id}'.",
+            param="model",
+            code="model_not_found",
+        )
 
     def _context(self, n_ctx: int | None) -> int:
         """Tokens a request may use: the slot's context, or less when it asks for less."""
@@ -240,14 +312,25 @@ class Service:
                 param=param,
             )
 
-    def _sampler(self, req: p._GenerationRequest, response_format: Any = None) -> Any:
-        """The job's sampler (with its grammar); runs in a worker thread, since a grammar
-        takes a while to build (llama.cpp's part runs without the GIL)."""
-        grammar = self._grammar(response_format)
+    def _sampler(
+        self, req: p._GenerationRequest, response_format: Any = None, grammar: str | None = None
+    ) -> Any:
+        """The job's sampler (with its grammar: ``response_format``'s, or a forced tool
+        call's); runs in a worker thread, since a grammar takes a while to build
+        (llama.cpp's part runs without the GIL)."""
+        forced = grammar is not None
+        if grammar is None:
+            grammar = self._grammar(response_format)
         options = req.sampling
         try:  # GrammarError (a ValueError) is answered as a response_format error
             params = SamplingParams.of({**options, "grammar": grammar})
             return build_sampler(self.core, params, n_ctx=self.engine.n_ctx_seq)
+        except GrammarError as e:
+            if forced:
+                raise bad_request(
+                    f"A forced tool call cannot be built from these tools: {e}", param="tools"
+                ) from None
+            raise from_exception(e) from None
         except ValueError as e:
             raise from_exception(e) from None
 
@@ -259,20 +342,56 @@ class Service:
 
     # -- chat --------------------------------------------------------------------------
 
-    def _chat_prompt(
-        self, messages: list[dict[str, Any]], references: list[Reference] | None = None
-    ) -> list[int]:
+    def _chat_plan(
+        self, req: p.ChatCompletionRequest, references: list[Reference] | None = None
+    ) -> tuple[ChatPlan, list[int]]:
+        """Check and render ``req`` (through :func:`~fireside.chat.reply.plan_chat`, the
+        one place a chat becomes a prompt): its plan and prompt tokens. Each check names
+        the field it is about (messages, tools, tool_choice, the reasoning switches)."""
         from fireside.chat.grounding import grounded_messages
-        from fireside.chat.session import validate_messages
+        from fireside.chat.messages import validate_messages
+        from fireside.chat.reply import plan_chat
+        from fireside.chat.tools import check_tool_choice, check_tool_messages, check_tools
 
         try:
-            checked = validate_messages(messages)
-            if references:
-                checked = grounded_messages(checked, references)
-            text = self.model.chat_template.render(checked, add_generation_prompt=True)
+            checked = validate_messages(req.messages)
+            if any(m.get("tool_calls") or m["role"] == "tool" for m in checked):
+                check_tool_messages(checked)  # a tool_call_id must name an earlier call
         except (ValueError, TypeError) as e:
             raise from_exception(e, param="messages") from None
-        return self.model.tokenize_rendered(text)
+        try:
+            tools = check_tools(req.tools)
+        except (ValueError, TypeError) as e:
+            raise from_exception(e, param="tools") from None
+        try:
+            check_tool_choice(req.tool_choice, tools)
+        except (ValueError, TypeError) as e:
+            raise from_exception(e, param="tool_choice") from None
+        if references:
+            checked = grounded_messages(checked, references)
+        try:
+            plan = plan_chat(
+                self.model.chat_template,
+                checked,
+                tools=tools,
+                tool_choice=req.tool_choice,
+                parallel_tool_calls=req.parallel_tool_calls is not False,
+                think=req.think,
+                reasoning_effort=req.reasoning_effort,
+                reasoning_format=req.reasoning_format or "auto",
+            )
+        except ToolError as e:  # what is left: the template cannot render the tools
+            raise from_exception(e, param="tools") from None
+        except GrammarError as e:  # a parameter schema the converter cannot enforce
+            raise bad_request(
+                f"A forced tool call cannot be built from these tools: {e}", param="tools"
+            ) from None
+        except TemplateError as e:
+            raise from_exception(e, param="messages") from None
+        except (ValueError, TypeError) as e:  # a thinking switch the template lacks
+            param = "think" if req.think is not None else "reasoning_effort"
+            raise from_exception(e, param=param) from None
+        return plan, self.model.tokenize_rendered(plan.text)
 
     @staticmethod
     def _grammar(response_format: Any) -> str | None:
@@ -296,10 +415,16 @@ class Service:
     ) -> tuple[list[int], list[Reference] | None]:
         """The prompt tokens of ``req`` and the excerpts they carry, checked and rendered
         exactly as :meth:`start_chat` renders them (so token counts match its usage)."""
+        _, tokens, references = await self._chat_plan_of(req)
+        return tokens, references
+
+    async def _chat_plan_of(
+        self, req: p.ChatCompletionRequest
+    ) -> tuple[ChatPlan, list[int], list[Reference] | None]:
         self.check_model(req.model)
         references = await self._references(req)
-        tokens = await anyio.to_thread.run_sync(self._chat_prompt, req.messages, references)
-        return tokens, references
+        plan, tokens = await anyio.to_thread.run_sync(self._chat_plan, req, references)
+        return plan, tokens, references
 
     async def start_chat(
         self, req: p.ChatCompletionRequest, *, n_ctx: int | None = None
@@ -318,15 +443,24 @@ class Service:
             )
         if req.top_logprobs is not None and not req.logprobs:
             raise bad_request("top_logprobs requires logprobs to be true.", param="top_logprobs")
-        tokens, references = await self.chat_prompt(req)
+        plan, tokens, references = await self._chat_plan_of(req)
         self._check_prompt(len(tokens), "messages", n_ctx)
         requested = req.max_completion_tokens or req.max_tokens
         max_tokens = self._max_tokens(requested, len(tokens), n_ctx)
-        sampler = await anyio.to_thread.run_sync(self._sampler, req, req.response_format)
+        response_format = req.response_format
+        if plan.grammar is not None and response_format is not None:
+            if response_format.type != "text":
+                raise bad_request(
+                    "response_format cannot be combined with a tool_choice that forces a "
+                    "call: the call's own grammar shapes the reply.",
+                    param="response_format",
+                )
+            response_format = None
+        sampler = await anyio.to_thread.run_sync(self._sampler, req, response_format, plan.grammar)
         top = (req.top_logprobs or 0) if req.logprobs else None
         job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
         self._submit(job)
-        return ChatRun(job, references, top)
+        return ChatRun(job, references, top, plan)
 
     async def chat(self, request: Request) -> Response:
         """``POST /v1/chat/completions``."""
@@ -336,18 +470,16 @@ class Service:
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
             return EventStream(
-                self._chat_events(
-                    job, cid, created, req.include_usage, top is not None, references
-                ),
+                self._chat_events(run, cid, created, req.include_usage, top is not None),
                 job.cancel,
             )
         try:
-            collected = await collect(job, request)
+            collected = await run.collect(request)
         except STREAM_ERRORS as e:  # e.g. a grammar over its budget: the request's fault
             raise from_exception(e) from None
         if collected is None:
             return Response(status_code=499)
-        text, logprobs = collected
+        reply, logprobs = collected
         assert job.result is not None
         body = p.ChatCompletion(
             id=cid,
@@ -355,9 +487,9 @@ class Service:
             model=self.model_id,
             choices=[
                 p.ChatChoice(
-                    message=p.ChatMessage(content=text),
+                    message=_chat_message(reply),
                     logprobs=_chat_logprobs(logprobs) if top is not None else None,
-                    finish_reason=OPENAI_FINISH_REASON[job.result.finish_reason],
+                    finish_reason=reply.finish_reason(job.result.finish_reason),
                     references=_doc_references(references),
                 )
             ],
@@ -366,14 +498,10 @@ class Service:
         return Response(body.model_dump_json(), media_type="application/json")
 
     async def _chat_events(
-        self,
-        job: Job,
-        cid: str,
-        created: int,
-        include_usage: bool,
-        with_logprobs: bool,
-        references: list[Reference] | None = None,
+        self, run: ChatRun, cid: str, created: int, include_usage: bool, with_logprobs: bool
     ) -> AsyncIterator[str]:
+        job = run.job
+
         def chunk(
             delta: p.ChatDelta,
             finish: str | None = None,
@@ -391,18 +519,18 @@ class Service:
 
         yield chunk(p.ChatDelta(role="assistant", content=""))
         try:
-            async for event in job.events():
-                logprobs = _chat_logprobs(event.logprobs) if with_logprobs else None
-                yield chunk(p.ChatDelta(content=event.text), logprobs=logprobs)
+            async for delta, items in run.deltas():
+                logprobs = _chat_logprobs(items) if with_logprobs and items else None
+                yield chunk(_chat_delta(delta), logprobs=logprobs)
         except STREAM_ERRORS as e:  # the headers are sent: report it in the stream
             yield _sse(from_exception(e).body())
             yield _DONE
             return
-        assert job.result is not None
+        assert job.result is not None and run.reply is not None
         yield chunk(
             p.ChatDelta(),
-            finish=OPENAI_FINISH_REASON[job.result.finish_reason],
-            cited=_doc_references(references),
+            finish=run.reply.finish_reason(job.result.finish_reason),
+            cited=_doc_references(run.references),
         )
         if include_usage:
             yield _sse(
