@@ -340,6 +340,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "fireside"
+    loaded: bool = False  # fireside's: in memory now (else loaded on first use)
 
 
 class ModelList(BaseModel):
