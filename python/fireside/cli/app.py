@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import typer
 
-from fireside.cli import bench, chat, convert, docs, info, models, rpc_server, run, serve, ui
+from fireside.cli import bench, chat, convert, docs, info, models, ps, rpc_server, run, serve, ui
 from fireside.cli.errors import describe
 from fireside.cli.settings import settings
 
@@ -56,6 +56,7 @@ def _root(
 run.register(app)
 chat.register(app)
 serve.register(app)
+ps.register(app)
 ui.register(app)
 models.register(app)
 info.register(app)

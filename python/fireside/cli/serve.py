@@ -5,11 +5,11 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fireside.cli.common import RpcOption, load_model, model_name
+from fireside.cli.common import RpcOption, load_model
 from fireside.cli.errors import CLIError
 from fireside.cli.listen import listen
 from fireside.cli.sources import collection_names
@@ -36,11 +36,32 @@ def _is_address(host: str) -> bool:
     return True
 
 
+def _duration(value: str) -> float:
+    from fireside.server.ollama_protocol import keep_alive_seconds
+
+    try:
+        seconds = keep_alive_seconds(value)
+    except ValueError as e:
+        raise CLIError(f"--keep-alive: {e}") from e
+    assert seconds is not None
+    return seconds
+
+
+def _downloaded(name: str) -> str:
+    """``name``, once its file is on disk (downloaded first, with a progress bar)."""
+    from fireside.model_path import resolve_model_path
+
+    resolve_model_path(name)
+    return name
+
+
 def serve(
-    model: Annotated[
-        str | None,
+    models: Annotated[
+        list[str] | None,
         typer.Argument(
-            metavar="MODEL", help="Model name or .gguf path (default: the default model)."
+            metavar="[MODEL]...",
+            help="Models to load now (names or .gguf paths); every downloaded model is "
+            "served too, loaded on its first request.",
         ),
     ] = None,
     host: Annotated[
@@ -107,6 +128,26 @@ def serve(
             "(':*': any port; 'null'; '*': any). The chat page always may.",
         ),
     ] = None,
+    max_models: Annotated[
+        int, typer.Option("--max-models", min=1, help="Models loaded at once (then LRU).")
+    ] = 3,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-budget",
+            metavar="SIZE",
+            help="Memory loaded models may take together, e.g. 8G (default: free RAM).",
+        ),
+    ] = None,
+    keep_alive: Annotated[
+        str,
+        typer.Option(
+            "--keep-alive",
+            metavar="DURATION",
+            help="How long an idle model stays loaded: 30s, 5m, 1h, 0 (unload after each "
+            "reply), -1 (forever).",
+        ),
+    ] = "5m",
     rpc: RpcOption = None,
     docs: Annotated[
         list[str] | None,
@@ -118,7 +159,10 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a model over OpenAI's HTTP API (/v1) and Ollama's (/api), with a chat page at /.
+    """Serve models over OpenAI's HTTP API (/v1) and Ollama's (/api), with a chat page at /.
+
+    Every downloaded model is served by name and loaded on its first request; the
+    models named here are loaded at start.
 
     Other web pages may use it only when --allowed-origins names them, and it answers only
     to its own Host names (so a page cannot reach it by DNS rebinding).
@@ -128,8 +172,8 @@ def serve(
     from fireside.cli.settings import settings
     from fireside.server import ServerConfig, create_app
     from fireside.server.http11 import uvicorn_config
+    from fireside.server.model_manager import parse_size
     from fireside.server.origins import normalize_allowed_host, normalize_allowed_origin
-    from fireside.server.serving import default_model_id
 
     hosts = _entries("--allowed-hosts", allowed_hosts, normalize_allowed_host)
     origins = _entries("--allowed-origins", allowed_origins, normalize_allowed_origin)
@@ -152,6 +196,13 @@ def serve(
             "the model",
             file=sys.stderr,
         )
+    seconds = _duration(keep_alive)
+    budget = None
+    if memory_budget is not None:
+        try:
+            budget = parse_size(memory_budget)
+        except ValueError as e:
+            raise CLIError(f"--memory-budget: {e}") from e
     served = collection_names(docs)
     if served:
         from fireside.docs import list_collections
@@ -164,30 +215,48 @@ def serve(
                 )
     sock = listen(host, port)
     try:
-        name = model_name(model)
-        loaded = load_model(
-            name, embedding=True, n_threads=threads, chat_template=chat_template, rpc_servers=rpc
-        )
+        given: list[Any] = []
+        for name in models or []:  # downloaded (with a bar) if needed, before serving
+            if rpc:  # RPC workers are set when loading: these stay loaded while serving
+                given.append(
+                    load_model(
+                        name,
+                        embedding=True,
+                        n_threads=threads,
+                        chat_template=chat_template,
+                        rpc_servers=rpc,
+                    )
+                )
+            else:
+                given.append(_downloaded(name))
         try:
             config = ServerConfig(
                 parallel=parallel,
                 ctx_size=ctx_size,
                 api_key=api_key,
-                model_id=default_model_id(name, loaded.path),
                 max_queue=max_queue,
                 n_threads=threads,
                 allowed_hosts=tuple(hosts),
                 allowed_origins=tuple(origins),
                 docs=tuple(served),
                 manage_models=is_loopback(host) or api_key is not None,
+                max_models=max_models,
+                memory_budget=budget,
+                keep_alive=seconds,
+                chat_template=chat_template,
             )
-            app = create_app(loaded, config)
-            service = app.state.service
+            app = create_app(given, config)
+            loaded = app.state.models.services()
             bound = sock.getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            what = ",".join(s.model_id for s in loaded) or "every downloaded model"
+            slots = (
+                f"{parallel} slots of {loaded[0].engine.n_ctx_seq} tokens"
+                if loaded
+                else f"up to {max_models} models of {parallel} slots"
+            )
             print(
-                f"fireside: serving {service.model_id} at http://{shown}:{bound[1]} "
-                f"({parallel} slots of {service.engine.n_ctx_seq} tokens); Ctrl-C to stop",
+                f"fireside: serving {what} at http://{shown}:{bound[1]} ({slots}); Ctrl-C to stop",
                 file=sys.stderr,
                 flush=True,
             )
@@ -204,7 +273,9 @@ def serve(
             except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown
                 pass
         finally:
-            loaded.close()
+            for model in given:
+                if not isinstance(model, str):
+                    model.close()
     finally:
         sock.close()
 
