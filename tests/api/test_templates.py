@@ -82,11 +82,11 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="eos_token must be a string"):
         ChatTemplate("x", eos_token=None)  # type: ignore[arg-type]
     template = ChatTemplate("{{ messages | length }}")
-    with pytest.raises(ValueError, match="messages must be a list"):
+    with pytest.raises(TypeError, match="messages must be a list"):
         template.render("hello")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"messages\[1\] must be a dict"):
+    with pytest.raises(TypeError, match=r"messages\[1\] must be a dict"):
         template.render([{"role": "user", "content": "a"}, "b"])  # type: ignore[list-item]
-    with pytest.raises(ValueError, match=r"messages\[0\] needs a 'role' string"):
+    with pytest.raises(ValueError, match=r"messages\[0\] has role None; a message needs a 'role'"):
         template.render([{"content": "a"}])
 
 

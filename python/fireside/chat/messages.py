@@ -24,6 +24,28 @@ def _content_text(content: object, where: str) -> str | None:
     return None
 
 
+def message_list(messages: object) -> list[dict[str, Any]]:
+    """Copies of ``messages`` if it is a list of dicts that each have a non-empty
+    ``role`` string: what every chat template needs, and the first part of
+    :func:`validate_messages` (a template gets the content as it is, parts included).
+    ``TypeError``/``ValueError`` naming the bad message otherwise."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError(
+            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
+        )
+    listed = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"messages[{i}] must be a dict with 'role' and 'content', got {message!r}"
+            )
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"messages[{i}] has role {role!r}; a message needs a 'role' string")
+        listed.append(dict(message))
+    return listed
+
+
 def validate_messages(messages: object, *, allow_empty: bool = False) -> list[dict[str, Any]]:
     """Checked copies of OpenAI-style messages.
 
@@ -33,18 +55,13 @@ def validate_messages(messages: object, *, allow_empty: bool = False) -> list[di
     the bad message: ``TypeError`` when a message is not a dict, ``ValueError`` for a bad
     role or content.
     """
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise TypeError(
-            f"messages must be a list of {{'role', 'content'}} dicts, got {type(messages).__name__}"
-        )
-    if not messages and not allow_empty:
+    listed = message_list(messages)
+    if not listed and not allow_empty:
         raise ValueError("messages is empty; give at least one message")
     checked = []
-    for i, message in enumerate(messages):
+    for i, message in enumerate(listed):
         where = f"messages[{i}]"
-        if not isinstance(message, Mapping):
-            raise TypeError(f"{where} must be a dict with 'role' and 'content', got {message!r}")
-        role = message.get("role")
+        role = message["role"]
         if role not in ROLES:
             raise ValueError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
         where = f"{where} ({role})"

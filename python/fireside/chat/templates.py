@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fireside.chat.messages import message_list
 from fireside.chat.template_caps import TemplateCapabilities, probe_capabilities
 from fireside.chat.template_pool import shared_pool
 from fireside.chat.tools import ToolLike, check_tool_messages, check_tools
@@ -123,14 +124,15 @@ class ChatTemplate:
         ``add_generation_prompt`` appends the opening of an assistant turn. ``tools`` (JSON
         schemas of functions, passed as they are: :meth:`render_tools` checks them) and
         ``extra`` variables (``enable_thinking``, ``documents``, ...) are passed to the
-        template. Raises ``ValueError`` for malformed messages and
+        template. Raises ``TypeError``/``ValueError`` for malformed messages
+        (:func:`~fireside.chat.messages.message_list`) and
         :class:`~fireside.errors.TemplateError` when the template fails, including its own
         ``raise_exception(...)`` (with the template's message) and a render that
         overruns the time limit. The variables must be plain data (they are sent to a
         worker process); others raise ``TypeError``.
         """
         tool_list = [dict(t) for t in tools] if tools is not None else None
-        return self._render(_check_messages(messages), add_generation_prompt, tool_list, extra)
+        return self._render(message_list(messages), add_generation_prompt, tool_list, extra)
 
     def render_tools(
         self,
@@ -151,7 +153,7 @@ class ChatTemplate:
         (``{"tool_calls": [...]}``, as llama.cpp's minja does). A template that does not
         show the tools it is given raises :class:`~fireside.errors.ToolError`.
         """
-        checked = _check_messages(messages)
+        checked = message_list(messages)
         tool_list = check_tools(tools) or None
         if tool_list or any(m.get("tool_calls") or m["role"] == "tool" for m in checked):
             checked = self._tool_messages(checked, tool_list)
@@ -180,7 +182,7 @@ class ChatTemplate:
         if self._capabilities is None:
             self._capabilities = probe_capabilities(
                 lambda messages, *, add_generation_prompt, tools: self._render(
-                    _check_messages(messages), add_generation_prompt, tools, {}
+                    message_list(messages), add_generation_prompt, tools, {}
                 )
             )
         return self._capabilities
@@ -331,17 +333,3 @@ def _object_arguments(call: dict[str, Any]) -> dict[str, Any]:
     function = dict(call["function"])
     function["arguments"] = json.loads(function["arguments"])
     return {**call, "function": function}
-
-
-def _check_messages(messages: Any) -> list[dict[str, Any]]:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise ValueError("messages must be a list of dicts with 'role' and 'content'")  # noqa: TRY004
-    checked = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise ValueError(f"messages[{i}] must be a dict with 'role' and 'content'")  # noqa: TRY004
-        role = message.get("role")
-        if not isinstance(role, str) or not role:
-            raise ValueError(f"messages[{i}] needs a 'role' string, got {role!r}")
-        checked.append(dict(message))
-    return checked
