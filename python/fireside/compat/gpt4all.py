@@ -30,8 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fireside.chat.messages import validate_messages
 from fireside.chat.reply_stream import ChatStream
-from fireside.chat.session import ChatSession, validate_messages
+from fireside.chat.session import ChatSession
 from fireside.chat.templates import ChatTemplate
 from fireside.errors import ModelNotFoundError
 from fireside.generation.sampling import SamplingOptions
