@@ -65,10 +65,11 @@ def validate_messages(messages: object, *, allow_empty: bool = False) -> list[di
         if role not in ROLES:
             raise ValueError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
         where = f"{where} ({role})"
-        if "content" not in message:
+        tool_call = role == "assistant" and message.get("tool_calls")
+        if "content" not in message and not tool_call:  # calls may come without content
             raise ValueError(f"{where} has no 'content'")
-        content = _content_text(message["content"], where)
-        tool_call = role == "assistant" and message["content"] is None and message.get("tool_calls")
+        content = _content_text(message.get("content"), where)
+        tool_call = tool_call and message.get("content") is None
         if content is None and not tool_call:
             kind = type(message["content"]).__name__
             raise ValueError(f"{where} content must be a string, got {kind}")
