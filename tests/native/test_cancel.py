@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+import psutil
 import pytest
 from fireside import _core
 from fireside.errors import Cancelled, GenerationCancelled
@@ -16,7 +19,10 @@ ContextFactory = Callable[..., _core.Context]
 
 LONG_PROMPT_TOKENS = 2000
 WARM_UP_TOKENS = 32
-STOP_WITHIN_S = 3.0  # generous: llama.cpp checks the flag between graph nodes
+CANCEL_AFTER_CPU_S = 0.05
+"""The decoding thread has spent this much CPU time inside ``decode`` when it is cancelled."""
+STOPPED_BY = 0.5
+"""A cancelled decode used less than this share of the CPU time a whole one would take."""
 
 
 @pytest.fixture(scope="module")
@@ -27,43 +33,66 @@ def long_prompt(model: _core.Model) -> list[int]:
     return tokens
 
 
-def run_and_cancel(ctx: _core.Context, tokens: list[int]) -> tuple[BaseException | None, float]:
-    """Decode ``tokens`` in a thread and cancel it early on; (its error, seconds it took to
-    return after the cancel).
+def cpu_seconds(native_id: int) -> float | None:
+    """CPU time used so far by this process's thread ``native_id`` (``None``: it ended)."""
+    for thread in psutil.Process().threads():
+        if thread.id == native_id:
+            return float(thread.user_time + thread.system_time)
+    return None
 
-    The cancel comes after about a tenth of the decode's expected time (estimated from a
-    short decode that is then removed again), so it lands inside llama_decode on fast and
-    slow machines alike.
+
+@dataclass
+class CancelledRun:
+    error: BaseException | None
+    """What ``decode`` raised (``None``: it returned)."""
+    cpu_s: float
+    """CPU time the decoding thread spent in the cancelled ``decode``."""
+    whole_cpu_s: float
+    """CPU time a whole ``decode`` of the tokens would take, from a short one."""
+
+
+def run_and_cancel(ctx: _core.Context, tokens: list[int]) -> CancelledRun:
+    """Decode ``tokens`` in a thread and cancel it from this one once the decoding thread
+    has spent :data:`CANCEL_AFTER_CPU_S` of CPU time (its own counter, so no clock or
+    machine speed is guessed): the cancel lands inside ``llama_decode``.
+
+    The CPU time of a whole decode is estimated from a short decode of the first tokens
+    (then removed again), measured the same way.
     """
     before = ctx.seq_pos_max(0)
-    t0 = time.monotonic()
+    t0 = time.thread_time()
     ctx.decode(tokens[:WARM_UP_TOKENS])
-    per_token = (time.monotonic() - t0) / WARM_UP_TOKENS
+    per_token = (time.thread_time() - t0) / WARM_UP_TOKENS
     ctx.seq_rm(0, before + 1, -1)
     assert ctx.seq_pos_max(0) == before
-    cancel_after = min(0.3, 0.1 * per_token * len(tokens))
-    started = threading.Event()
-    outcome: dict[str, object] = {}
+    entered = threading.Event()
+    outcome: dict[str, Any] = {}
 
     def work() -> None:
-        started.set()
+        outcome["id"] = threading.get_native_id()
+        entered.set()
+        start = time.thread_time()
         try:
             ctx.decode(tokens)
         except BaseException as e:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = e
-        outcome["end"] = time.monotonic()
+        outcome["cpu_s"] = time.thread_time() - start
 
     worker = threading.Thread(target=work)
     worker.start()
-    assert started.wait(10)
-    time.sleep(cancel_after)
-    cancelled_at = time.monotonic()
+    assert entered.wait(30), "the decoding thread never started"
+    start = cpu_seconds(outcome["id"])
+    assert start is not None
+    while True:  # wait on the decoding thread's CPU-time counter (or its end)
+        used = cpu_seconds(outcome["id"])
+        if used is None or used - start >= CANCEL_AFTER_CPU_S:
+            break
+        worker.join(0.005)
+    assert worker.is_alive(), "the decode ended before it could be cancelled"
     ctx.cancel()
     worker.join(60)
     assert not worker.is_alive(), "decode did not return after cancel()"
-    error = outcome.get("error")
-    assert error is None or isinstance(error, BaseException)
-    return error, float(outcome["end"]) - cancelled_at  # type: ignore[arg-type]
+    return CancelledRun(outcome.get("error"), outcome["cpu_s"], per_token * len(tokens))
 
 
 def test_cancel_stops_a_long_prompt_decode(
@@ -73,10 +102,12 @@ def test_cancel_stops_a_long_prompt_decode(
     prefix = model.tokenize("Some words first.")
     ctx.decode(prefix)
 
-    error, took = run_and_cancel(ctx, long_prompt)
+    run = run_and_cancel(ctx, long_prompt)
+    error = run.error
     assert isinstance(error, GenerationCancelled), f"the decode was not cancelled: {error!r}"
     assert isinstance(error, Cancelled)
-    assert took < STOP_WITHIN_S, f"decode returned {took:.2f}s after cancel()"
+    # it stopped inside the decode, well before the end (CPU time, not wall time)
+    assert run.cpu_s < STOPPED_BY * run.whole_cpu_s, run
     assert ctx.cancelled
     # the cache holds no part of the cancelled batch
     assert ctx.seq_pos_max(0) == len(prefix) - 1
@@ -113,8 +144,9 @@ def test_cancelled_context_recovers_after_long_decode(
     new_context: ContextFactory, model: _core.Model, long_prompt: list[int]
 ) -> None:
     ctx = new_context(n_ctx=2560, n_batch=2048, n_ubatch=256)
-    error, _ = run_and_cancel(ctx, long_prompt)
-    assert isinstance(error, GenerationCancelled)
+    run = run_and_cancel(ctx, long_prompt)
+    assert isinstance(run.error, GenerationCancelled), run
+    assert run.cpu_s < STOPPED_BY * run.whole_cpu_s, run
     assert ctx.seq_pos_max(0) == -1
     ctx.reset_cancel()
     prompt = model.tokenize("The capital of France is")
