@@ -158,6 +158,7 @@ class ModelManager:
         self._aliases: dict[str, Path] = {}
         self._given: list[Servable] = []
         self._started = False
+        self.n_loads = 0  # models loaded since the start (a counter for tests and metrics)
         try:
             for i, model in enumerate(given):
                 servable = self._given_servable(model, config.model_id if i == 0 else None)
@@ -344,6 +345,7 @@ class ModelManager:
             raise
         if self._started:
             engine.start()
+        self.n_loads += 1
         size = core.size + kv * n_ctx * config.parallel + OVERHEAD
         return Loaded(servable, service, size, self.config.keep_alive)
 
