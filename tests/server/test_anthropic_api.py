@@ -164,8 +164,9 @@ def test_stop_sequences_name_the_one_that_matched(server: LiveServer) -> None:
     ("body", "needle"),
     [
         ({"max_tokens": None}, "max_tokens"),
-        ({"tools": [{"name": "f", "input_schema": {"type": "object"}}]}, "tool calling"),
-        ({"tool_choice": {"type": "any"}}, "tool calling"),
+        ({"tools": [{"name": "f", "input_schema": {"type": "object"}}]}, "cannot render tools"),
+        ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "server tools"),
+        ({"tool_choice": {"type": "any"}}, "needs at least one tool"),
         (
             {
                 "messages": [
@@ -176,11 +177,11 @@ def test_stop_sequences_name_the_one_that_matched(server: LiveServer) -> None:
                     },
                     {
                         "role": "user",
-                        "content": [{"type": "tool_result", "tool_use_id": "t", "content": "1"}],
+                        "content": [{"type": "tool_result", "tool_use_id": "u", "content": "1"}],
                     },
                 ]
             },
-            "tool calling",
+            "matches no tool_use",
         ),
         (
             {
@@ -191,7 +192,7 @@ def test_stop_sequences_name_the_one_that_matched(server: LiveServer) -> None:
                     }
                 ]
             },
-            "only text",
+            "'image' block",
         ),
         ({"messages": [{"role": "system", "content": "Hi"}]}, "messages[0].role"),
         ({"messages": []}, "messages"),
@@ -242,7 +243,7 @@ def test_client_errors_unknown_model_and_paths(server: LiveServer) -> None:
             messages=[{"role": "user", "content": "Hi"}],
             tools=[{"name": "f", "input_schema": {"type": "object"}}],
         )
-    assert "tool calling" in bad.value.body["error"]["message"]  # type: ignore[index]
+    assert "cannot render tools" in bad.value.body["error"]["message"]  # type: ignore[index]
     # answered before any route runs: still Anthropic's shape
     anthropic_error(
         httpx.post(server.url + "/v1/messages/nope", json={}, timeout=30), 404, "not_found_error"

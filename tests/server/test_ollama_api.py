@@ -435,8 +435,8 @@ def test_bad_requests_name_what_was_wrong(live: LiveServer, client: ollama.Clien
         ({"options": {"num_predict": 0}}, "num_predict must be at least 1"),
         ({"format": "xml"}, "format"),
         ({"keep_alive": "soon"}, "keep_alive 'soon' is not a duration"),
-        ({"think": True}, "think is not supported"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools are not"),
+        ({"think": True}, "thinking cannot be turned on"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "cannot render tools"),
     ]
     for extra, expected in cases:
         body = {"model": "smollm2:135m", "messages": MESSAGES, "stream": False, **extra}

@@ -85,6 +85,9 @@ ResponseFormat = Annotated[
 ]
 
 
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+
+
 class _GenerationRequest(_Request):
     """Fields shared by chat and text completions."""
 
@@ -183,6 +186,21 @@ class ChatCompletionRequest(_GenerationRequest):
     docs: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DOCS_PER_REQUEST)
     """fireside's extension: answer from these served collections (``references`` on
     each choice); see :mod:`fireside.server.docs_api`."""
+    tools: list[dict[str, Any]] | None = None
+    """Function tools, OpenAI-shaped (checked by :func:`fireside.chat.tools.check_tools`)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "function":
+    {"name": ...}}``; a forced call is grammar-constrained."""
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: ReasoningEffort | None = None
+    """Passed to templates that read it; ``"none"`` turns thinking off where the template
+    can (``enable_thinking``)."""
+    reasoning_format: Literal["auto", "none"] | None = None
+    """fireside's (and llama-server's) extension: ``"none"`` leaves a reasoning model's
+    thinking in ``content`` instead of ``reasoning_content``."""
+    think: bool | None = None
+    """fireside's extension: turn a thinking template's ``enable_thinking`` on or off
+    (``None``: the template's default)."""
 
 
 class CompletionRequest(_GenerationRequest):
@@ -229,9 +247,34 @@ class ChatLogprobs(BaseModel):
     content: list[TokenLogprobEntry] | None
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str
+    """JSON text of an object."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
+    """The assistant's message: ``reasoning_content`` and ``tool_calls`` are left out of
+    the JSON when the reply has none."""
+
     role: Literal["assistant"] = "assistant"
     content: str | None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+    @model_serializer(mode="wrap")
+    def _present(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for key in ("reasoning_content", "tool_calls"):
+            if isinstance(data, dict) and data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class _Cited(BaseModel):
@@ -264,13 +307,56 @@ class ChatCompletion(BaseModel):
     system_fingerprint: str | None = None
 
 
+class FunctionCallDelta(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+    @model_serializer
+    def _present(self) -> dict[str, Any]:
+        pairs = (("name", self.name), ("arguments", self.arguments))
+        return {k: v for k, v in pairs if v is not None}
+
+
+class ToolCallDelta(BaseModel):
+    """A piece of a streamed call: the first names it (``id``, ``type``, function
+    ``name``), the others add to its ``arguments``; ``index`` says which call."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionCallDelta | None = None
+
+    @model_serializer
+    def _present(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"index": self.index}
+        for key, value in (("id", self.id), ("type", self.type)):
+            if value is not None:
+                data[key] = value
+        if self.function is not None:
+            data["function"] = self.function.model_dump()
+        return data
+
+
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
     @model_serializer
     def _present(self) -> dict[str, Any]:  # a delta names only what it carries
-        return {k: v for k, v in (("role", self.role), ("content", self.content)) if v is not None}
+        data: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("role", self.role),
+                ("content", self.content),
+                ("reasoning_content", self.reasoning_content),
+            )
+            if v is not None
+        }
+        if self.tool_calls:
+            data["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        return data
 
 
 class ChatChunkChoice(_Cited):

@@ -6,9 +6,12 @@ string (one user message) or a list of items: messages (``role`` user, assistant
 or developer; ``content`` a string or ``input_text``/``output_text`` parts), including the
 ``output`` messages of an earlier response passed back as they came (fields a client's
 models send as ``null`` are fine; other unknown fields are refused). Developer messages
-are system messages to the chat template. Items this server cannot honour yet are refused
-with a 400 that says so: function calls and their outputs (tool calling on this endpoint
-comes with tools in the chat layer), images, files and other item types.
+are system messages to the chat template. Function tools (``{"type": "function", "name",
+"description", "parameters"}``) become chat completions' tools; ``function_call`` items (an
+earlier response's calls, passed back) become an assistant message's ``tool_calls``,
+``function_call_output`` items ``role: "tool"`` messages, and ``reasoning`` items the
+``reasoning_content`` of the assistant message that follows. Items this server cannot
+honour are refused with a 400 that says so: images, files and other item and tool types.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from fireside.server.errors import APIError, bad_request
+from fireside.server.errors import bad_request
 from fireside.server.protocol import MAX_TOP_K
 
 MAX_METADATA_KEYS = 16
@@ -62,6 +65,23 @@ class TextConfig(_Request):
     format: TextFormat | None = None
 
 
+class ReasoningConfig(_Request):
+    effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    """As chat completions' ``reasoning_effort``."""
+    summary: str | None = None
+    """Refused: reasoning summaries are not written by this server (the reasoning itself
+    is in the ``reasoning`` output item)."""
+
+    @field_validator("summary")
+    @classmethod
+    def _no_summary(cls, summary: str | None) -> None:
+        if summary is not None:
+            raise ValueError(
+                "reasoning summaries are not written by this server (the reasoning itself "
+                "is the output's reasoning item); leave summary out (none)"
+            )
+
+
 class ResponsesRequest(_Request):
     """``POST /v1/responses``."""
 
@@ -79,6 +99,7 @@ class ResponsesRequest(_Request):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    reasoning: ReasoningConfig | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
     # llama.cpp's usual knobs, as in chat completions
@@ -106,41 +127,177 @@ class ResponsesRequest(_Request):
         return self.store is not False
 
 
-def tools_not_available(param: str) -> APIError:
-    """The 400 for tool calling, which this endpoint does not offer yet."""
-    return bad_request(
-        f"{param}: tool calling on /v1/responses is not available yet on this server; "
-        "send text messages only (chat completions will support tools first).",
-        param=param,
+_TOOL_KEYS = frozenset({"type", "name", "description", "parameters", "strict"})
+_CALL_KEYS = frozenset({"type", "id", "call_id", "name", "arguments", "status"})
+_OUTPUT_KEYS = frozenset({"type", "id", "call_id", "output", "status"})
+_REASONING_KEYS = frozenset({"type", "id", "summary", "content", "status", "encrypted_content"})
+
+
+def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Function tools as chat completions' ``tools`` (``{"type": "function", "function":
+    {...}}``); their schemas are checked later, as every chat's are."""
+    if not tools:
+        return None
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if tool.get("type") != "function":
+            raise bad_request(
+                f"{where} has type {tool.get('type')!r}; this server runs function tools "
+                "only (the built-in tools need OpenAI's servers).",
+                param=f"{where}.type",
+            )
+        extra = _unknown(tool, _TOOL_KEYS)
+        if extra:
+            raise bad_request(f"{where} has unknown fields: {', '.join(extra)}.", param=where)
+        function = {
+            k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool
+        }
+        if function.get("description") is None:
+            function.pop("description", None)
+        if function.get("parameters") is None:
+            function.pop("parameters", None)
+        if function.get("strict") is None:
+            function.pop("strict", None)
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def chat_tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """``tool_choice`` in chat completions' shape (``{"type": "function", "name": ...}``
+    becomes ``{"type": "function", "function": {"name": ...}}``)."""
+    if choice is None or isinstance(choice, str):
+        return choice
+    if choice.get("type") == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise bad_request(
+        "tool_choice must be 'auto', 'none', 'required' or "
+        '{"type": "function", "name": "..."} on this server.',
+        param="tool_choice",
     )
 
 
-def check_tools(req: ResponsesRequest) -> None:
-    """Refuse ``tools`` and a ``tool_choice`` that needs them (``"auto"`` and ``"none"``
-    without tools mean plain text, which is what is produced)."""
-    if req.tools:
-        raise tools_not_available("tools")
-    if req.tool_choice is not None and req.tool_choice not in ("auto", "none"):
-        raise tools_not_available("tool_choice")
-
-
 def input_messages(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``input`` as chat messages (``{"role", "content"}``), or a 400 naming the bad item."""
+    """``input`` as chat messages, or a 400 naming the bad item.
+
+    Messages become ``{"role", "content"}``; consecutive ``function_call`` items join the
+    assistant message before them (or a new one) as its ``tool_calls``;
+    ``function_call_output`` items become ``role: "tool"`` messages; a ``reasoning``
+    item's text becomes the next assistant message's ``reasoning_content``.
+    """
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not value:
         raise bad_request("input is empty; send a string or at least one item.", param="input")
-    return [_item_message(item, f"input[{i}]") for i, item in enumerate(value)]
+    out: list[dict[str, Any]] = []
+    reasoning: str | None = None
+    for i, item in enumerate(value):
+        where = f"input[{i}]"
+        kind = item.get("type", "message" if "role" in item else None)
+        if kind == "reasoning":
+            reasoning = _reasoning_text(item, where)
+            continue
+        if kind == "function_call":
+            call = _function_call(item, where)
+            last = out[-1] if out else None
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": None}
+                out.append(last)
+            last.setdefault("tool_calls", []).append(call)
+        elif kind == "function_call_output":
+            out.append(_function_output(item, where))
+            continue
+        else:
+            out.append(_item_message(item, where))
+        if out[-1]["role"] == "assistant" and reasoning is not None:
+            out[-1]["reasoning_content"] = reasoning
+            reasoning = None
+    if not out:
+        raise bad_request(
+            "input has no message, function_call or function_call_output item (a reasoning "
+            "item only annotates the assistant message after it).",
+            param="input",
+        )
+    return out
+
+
+def check_call_outputs(history: list[dict[str, Any]], items: str | list[dict[str, Any]]) -> None:
+    """A 400 for a ``function_call_output`` whose ``call_id`` names no ``function_call``
+    before it (in the stored conversation or earlier in ``input``)."""
+    if isinstance(items, str):
+        return
+    known = [c["id"] for m in history for c in m.get("tool_calls") or []]
+    for i, item in enumerate(items):
+        kind = item.get("type")
+        if kind == "function_call" and isinstance(item.get("call_id"), str):
+            known.append(item["call_id"])
+        elif kind == "function_call_output" and item.get("call_id") not in known:
+            calls = ", ".join(repr(c) for c in known) or "none"
+            raise bad_request(
+                f"input[{i}] is the output of call_id {item.get('call_id')!r}, which matches no "
+                f"function_call of this conversation (calls: {calls}).",
+                param=f"input[{i}].call_id",
+            )
+
+
+def _function_call(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    extra = _unknown(item, _CALL_KEYS)
+    if extra:
+        raise bad_request(f"{where} has unknown fields: {', '.join(extra)}.", param=where)
+    for key in ("call_id", "name", "arguments"):
+        if not isinstance(item.get(key), str):
+            raise bad_request(
+                f"{where} is a function_call without a {key!r} string.", param=f"{where}.{key}"
+            )
+    return {
+        "id": item["call_id"],
+        "type": "function",
+        "function": {"name": item["name"], "arguments": item["arguments"]},
+    }
+
+
+def _function_output(item: Mapping[str, Any], where: str) -> dict[str, Any]:
+    extra = _unknown(item, _OUTPUT_KEYS)
+    if extra:
+        raise bad_request(f"{where} has unknown fields: {', '.join(extra)}.", param=where)
+    call_id = item.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(
+            f"{where} is a function_call_output without a 'call_id' string.",
+            param=f"{where}.call_id",
+        )
+    output = item.get("output")
+    text = output if isinstance(output, str) else _content(output, f"{where}.output")
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
+
+
+def _reasoning_text(item: Mapping[str, Any], where: str) -> str:
+    extra = _unknown(item, _REASONING_KEYS)
+    if extra:
+        raise bad_request(f"{where} has unknown fields: {', '.join(extra)}.", param=where)
+    if item.get("encrypted_content"):
+        raise bad_request(
+            f"{where} carries encrypted_content, which only OpenAI's servers can read.",
+            param=f"{where}.encrypted_content",
+        )
+    texts = []
+    for j, part in enumerate(item.get("content") or []):
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if not isinstance(text, str) or part.get("type") != "reasoning_text":
+            raise bad_request(
+                f"{where}.content[{j}] must be a reasoning_text part with a 'text' string.",
+                param=f"{where}.content[{j}]",
+            )
+        texts.append(text)
+    return "".join(texts)
 
 
 def _item_message(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     kind = item.get("type", "message" if "role" in item else None)
-    if kind in ("function_call", "function_call_output"):
-        raise tools_not_available(where)
     if kind != "message":
         raise bad_request(
-            f"{where} has type {kind!r}; this server takes message items "
-            "(with a role and text content) only.",
+            f"{where} has type {kind!r}; this server takes message, function_call, "
+            "function_call_output and reasoning items only.",
             param=where,
         )
     extra = _unknown(item, _MESSAGE_KEYS)
@@ -218,6 +375,37 @@ class OutputMessage(BaseModel):
     content: list[OutputText]
 
 
+class FunctionCallItem(BaseModel):
+    """A call the model made (``arguments``: JSON text of an object)."""
+
+    type: Literal["function_call"] = "function_call"
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+class ReasoningText(BaseModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+class ReasoningItem(BaseModel):
+    """The thinking of a reasoning model, before its answer."""
+
+    type: Literal["reasoning"] = "reasoning"
+    id: str
+    summary: list[Any] = Field(default_factory=list)
+    content: list[ReasoningText]
+    status: Literal["in_progress", "completed", "incomplete"]
+
+
+OutputItem = Annotated[
+    OutputMessage | FunctionCallItem | ReasoningItem, Field(discriminator="type")
+]
+
+
 class InputTokensDetails(BaseModel):
     cached_tokens: int
     """Prompt tokens that were already in the slot's KV cache."""
@@ -225,6 +413,7 @@ class InputTokensDetails(BaseModel):
 
 class OutputTokensDetails(BaseModel):
     reasoning_tokens: int = 0
+    """Not counted apart: reasoning and answer come from one stream of tokens."""
 
 
 class ResponseUsage(BaseModel):
@@ -257,7 +446,7 @@ class ResponseObject(BaseModel):
     instructions: str | None
     max_output_tokens: int | None
     model: str
-    output: list[OutputMessage]
+    output: list[OutputItem]
     parallel_tool_calls: bool = True
     previous_response_id: str | None
     store: bool
