@@ -222,3 +222,28 @@ def test_a_forced_call_after_an_opened_thinking_block_closes_it() -> None:
     reply = plan.parse("</think>\n\n" + json.dumps([call]))
     assert reply.reasoning == "" and reply.content == ""
     assert [c["function"]["arguments"] for c in reply.tool_calls] == ['{"city": "Oslo"}']
+
+
+# One template per thinking-marker family in the pinned tree, and its markers.
+THINKING = {
+    "Qwen-Qwen3-0.6B": ("<think>", "</think>"),
+    "deepseek-ai-DeepSeek-R1-Distill-Llama-8B": ("<think>", "</think>"),
+    "ByteDance-Seed-OSS": ("<seed:think>", "</seed:think>"),
+    "MiniMax-M3": ("<mm:think>", "</mm:think>"),
+    "Cohere2MoE": ("<|START_THINKING|>", "<|END_THINKING|>"),
+    "mistralai-Ministral-3-14B-Reasoning-2512": ("[THINK]", "[/THINK]"),
+    "google-gemma-4-31B-it": ("<|channel>thought", "<channel|>"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THINKING))
+@pytest.mark.parametrize("step", [1, 3, 1000])
+def test_each_thinking_family_keeps_reasoning_out_of_content(name: str, step: int) -> None:
+    start, end = THINKING[name]
+    plan = plan_chat(_template(name), USER)
+    assert plan.markers is not None and (plan.markers.start, plan.markers.end) == (start, end)
+    text = ("" if plan.thinking_started else start) + "\nweighing it up\n" + end + "\n\nIt is."
+    reply, content, reasoning, _ = _streamed(plan, text, step)
+    assert reply.reasoning == reasoning == "weighing it up"
+    assert reply.content == content == "It is."
+    assert start not in content and end not in content
