@@ -15,6 +15,12 @@ retrieves the excerpts that best match the message and puts them into the render
 (never into the history); the reply's ``references`` are those excerpts. See
 :mod:`fireside.chat.grounding`.
 
+**Tools and reasoning.** ``send(..., tools=...)`` renders the tools with the template and
+reads the reply through :mod:`fireside.chat.reply`: the history keeps the assistant's
+``tool_calls`` (and its ``reasoning_content``), :meth:`ChatSession.add_tool_result` adds a
+``role: "tool"`` answer and ``send(None)`` lets the model go on; :meth:`ChatSession.act`
+runs that loop with Python functions (:mod:`fireside.chat.act`).
+
 A session is not thread-safe: send one message at a time (the model itself may be shared).
 """
 
