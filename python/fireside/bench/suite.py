@@ -20,6 +20,7 @@ from typing import Any
 
 from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
+from fireside.bench.models import run_models
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
@@ -28,7 +29,7 @@ SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
 """The sections a plain run measures."""
 DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
 """LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
-ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS)
+ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models")
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 
 
@@ -204,6 +205,12 @@ BUSY_TARGETS = [
     ),
 ]
 """Checked when the ``busy`` section ran."""
+
+MODELS_TARGETS = [
+    Target("models.cold_ttft_vs_bare", "first token, model not loaded, vs a bare load", "<=", 1.1),
+    Target("models.two_vs_alone", "two models at once, share of each alone, summed", ">=", 0.9),
+]
+"""Checked when the ``models`` section (:mod:`fireside.bench.models`) ran."""
 
 
 class Suite:
@@ -547,6 +554,7 @@ class Suite:
             "chat": self.run_chat,
             "server": self.run_server,
             "busy": self.run_busy,
+            "models": functools.partial(run_models, self),
             "docs.index": functools.partial(docs.run_index, self),
             "docs.search": functools.partial(docs.run_search, self),
             "docs.update": functools.partial(docs.run_update, self),
@@ -595,6 +603,7 @@ class Suite:
                 )
         comparisons += self._busy_comparisons()
         targets = TARGETS + (BUSY_TARGETS if "busy" in cfg.sections else [])
+        targets += MODELS_TARGETS if "models" in cfg.sections else []
         return {
             "fireside_bench": 1,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
