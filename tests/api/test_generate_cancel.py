@@ -1,12 +1,16 @@
-"""Cancellation: model.cancel() from another thread, leaving a stream, async task cancel."""
+"""Cancellation: model.cancel() from another thread, leaving a stream, async task cancel.
+
+No test sleeps: each waits for the engine to report what it waits for (an observer on the
+model's engine sets events when a prompt chunk or the first token is done) or for the
+thread doing the work, with generous timeouts."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import threading
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,39 @@ from fireside.model import Model
 def model(model_path: Path) -> Iterator[Model]:
     with Model(model_path, n_ctx=4096, n_threads=1) as m:
         yield m
+
+
+class EngineEvents:
+    """An observer of the model's engine: events set by the thread that generates."""
+
+    def __init__(self) -> None:
+        self.stepped = threading.Event()
+        """A decode step ran (a chunk of a prompt, or generated tokens)."""
+        self.first_tokens = threading.Event()
+        """A generation produced its first token."""
+
+    def admitted(self, n_prompt: int, n_cached: int) -> None:
+        pass
+
+    def first_token(self, seconds: float) -> None:
+        self.first_tokens.set()
+
+    def step(self, n_tokens: int, n_sequences: int) -> None:
+        self.stepped.set()
+
+    def finish(self, reason: str, n_completion: int) -> None:
+        pass
+
+
+@contextmanager
+def engine_events(model: Model) -> Iterator[EngineEvents]:
+    engine = model._generation_engine()
+    events = EngineEvents()
+    engine.observer = events
+    try:
+        yield events
+    finally:
+        engine.observer = None
 
 
 def _long_prompt(model: Model, n: int = 2000) -> list[int]:
@@ -34,19 +71,14 @@ def test_cancel_interrupts_a_long_prompt(model: Model) -> None:
     thread = threading.Thread(
         target=lambda: results.append(model.generate(tokens, max_tokens=5, temperature=0))
     )
-    thread.start()
-    # Cancel once the first prompt chunk (of four) is in the cache: the rest is still to come.
-    deadline = time.monotonic() + 60
-    while not (model.stats.n_generations > before and model.stats.last_prompt_tokens_evaluated > 0):
-        assert thread.is_alive() and time.monotonic() < deadline, "the prompt never started"
-        time.sleep(0.001)
-    start = time.perf_counter()
-    model.cancel()
-    thread.join(timeout=30)
-    elapsed = time.perf_counter() - start
-    print(f"cancel returned after {elapsed * 1000:.1f} ms")
-    assert not thread.is_alive()
-    assert elapsed < 10  # generous: llama.cpp checks the flag between graph nodes
+    with engine_events(model) as events:
+        thread.start()
+        # cancel once the first prompt chunk is in the cache: the rest is still to come
+        assert events.stepped.wait(60), "the prompt never started"
+        assert model.stats.n_generations > before
+        model.cancel()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the generation did not end after cancel()"
     (result,) = results
     assert result.finish_reason == "cancelled"
     assert result.tokens == []
@@ -58,16 +90,23 @@ def test_cancel_interrupts_a_long_prompt(model: Model) -> None:
 
 
 def test_cancel_during_generation(model: Model) -> None:
+    # greedy, this prompt runs to max_tokens (no EOS) unless cancelled
     stream = model.generate("Once upon a time", max_tokens=200, temperature=0, stream=True)
     chunks = []
+    at_cancel = None
     for chunk in stream:
         chunks.append(chunk)
         if len(chunks) == 3:
-            threading.Thread(target=model.cancel).start()
-            time.sleep(0.2)
+            canceller = threading.Thread(target=model.cancel)
+            canceller.start()
+            canceller.join(timeout=60)  # cancel() has returned: the request is marked
+            assert not canceller.is_alive(), "cancel() did not return"
+            at_cancel = len(chunks)
     assert stream.result is not None
     assert stream.result.finish_reason == "cancelled"
-    assert len(stream.result.tokens) < 20
+    assert at_cancel is not None
+    # the chunks read so far (a token each here), and at most the one being decoded
+    assert len(stream.result.tokens) <= at_cancel + 1
     assert "".join(chunks) == stream.result.text
 
 
@@ -133,15 +172,18 @@ def test_close_and_cancel_on_the_stream(model: Model) -> None:
 
 
 def test_cancelling_the_async_task_stops_the_generation(model: Model) -> None:
-    async def main() -> GenerationResult:
-        task = asyncio.create_task(model.agenerate("Once upon a time", max_tokens=400))
-        await asyncio.sleep(0.5)
+    async def main(events: EngineEvents) -> GenerationResult:
+        # greedy, this prompt runs to max_tokens (no EOS) unless cancelled
+        prompt = "Once upon a time"
+        task = asyncio.create_task(model.agenerate(prompt, max_tokens=400, temperature=0))
+        assert await asyncio.to_thread(events.first_tokens.wait, 60), "nothing was generated"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         return await asyncio.wait_for(model.agenerate("Hi", max_tokens=2), timeout=30)
 
     before = model.stats.n_generated_tokens
-    result = asyncio.run(main())
+    with engine_events(model) as events:
+        result = asyncio.run(main(events))
     assert result.usage.completion_tokens >= 1
     assert model.stats.n_generated_tokens - before < 100
