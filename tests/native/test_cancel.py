@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
 import pytest
 from fireside import _core
 from fireside.errors import Cancelled, GenerationCancelled
 
 from .numerics import same_logits
+from .waiting import wait_for_cpu
 
 ContextFactory = Callable[..., _core.Context]
 
@@ -31,14 +31,6 @@ def long_prompt(model: _core.Model) -> list[int]:
     tokens = model.tokenize(text)[:LONG_PROMPT_TOKENS]
     assert len(tokens) == LONG_PROMPT_TOKENS
     return tokens
-
-
-def cpu_seconds(native_id: int) -> float | None:
-    """CPU time used so far by this process's thread ``native_id`` (``None``: it ended)."""
-    for thread in psutil.Process().threads():
-        if thread.id == native_id:
-            return float(thread.user_time + thread.system_time)
-    return None
 
 
 @dataclass
@@ -81,13 +73,7 @@ def run_and_cancel(ctx: _core.Context, tokens: list[int]) -> CancelledRun:
     worker = threading.Thread(target=work)
     worker.start()
     assert entered.wait(30), "the decoding thread never started"
-    start = cpu_seconds(outcome["id"])
-    assert start is not None
-    while True:  # wait on the decoding thread's CPU-time counter (or its end)
-        used = cpu_seconds(outcome["id"])
-        if used is None or used - start >= CANCEL_AFTER_CPU_S:
-            break
-        worker.join(0.005)
+    wait_for_cpu(worker, outcome["id"], CANCEL_AFTER_CPU_S)  # it is inside decode now
     assert worker.is_alive(), "the decode ended before it could be cancelled"
     ctx.cancel()
     worker.join(60)

@@ -11,6 +11,8 @@ import pytest
 from fireside import _core
 from fireside.errors import ClosedError
 
+from .waiting import wait_for_cpu
+
 ContextFactory = Callable[..., _core.Context]
 
 TEXTS = [
@@ -45,11 +47,13 @@ def run_threads(n: int, target: Callable[[int], None]) -> list[BaseException]:
 def long_decode_in_thread(
     ctx: _core.Context, tokens: list[int]
 ) -> tuple[threading.Thread, threading.Event, dict[str, float]]:
-    """Start decoding ``tokens`` in a thread; its 'started' event and timing record."""
+    """Start decoding ``tokens`` in a thread; its 'started' event and record (timings and
+    the thread's native id)."""
     started = threading.Event()
     record: dict[str, float] = {}
 
     def work() -> None:
+        record["id"] = threading.get_native_id()
         started.set()
         record["start"] = time.monotonic()
         ctx.decode(tokens)
@@ -59,6 +63,13 @@ def long_decode_in_thread(
     thread.start()
     assert started.wait(10)
     return thread, started, record
+
+
+def inside_decode(thread: threading.Thread, record: dict[str, float]) -> None:
+    """Wait until the decoding thread has been busy for a while (in ``decode``, holding the
+    context's mutex): its own CPU time moved, and it is still running."""
+    wait_for_cpu(thread, int(record["id"]), 0.02)
+    assert thread.is_alive(), "the decode ended before the test could overlap it"
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +167,7 @@ def test_calls_wait_for_a_running_decode(
 ) -> None:
     ctx = new_context(n_ctx=512)
     thread, _, record = long_decode_in_thread(ctx, long_prompt)
-    time.sleep(0.1)  # the worker holds the mutex by now (it releases the GIL only inside)
+    inside_decode(thread, record)  # the worker holds the mutex (it releases the GIL inside)
     # seq_pos_max waits on the context's mutex: it sees the whole batch, never a part
     observed = ctx.seq_pos_max(0)
     returned = time.monotonic()
@@ -170,7 +181,7 @@ def test_close_while_another_thread_decodes(
 ) -> None:
     ctx = new_context(n_ctx=512)
     thread, _, record = long_decode_in_thread(ctx, long_prompt)
-    time.sleep(0.1)
+    inside_decode(thread, record)
     ctx.close()  # waits for the decode to finish, then frees the context
     thread.join()
     assert ctx.closed
