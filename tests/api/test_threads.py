@@ -3,6 +3,7 @@ owner of the thread count (the policy's), whoever loads the model."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 from pathlib import Path
@@ -23,17 +24,49 @@ def test_threads_are_the_usable_physical_cores() -> None:
         assert n <= len(os.sched_getaffinity(0))
 
 
+def fake_files(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> None:
+    """``defaults`` reads these files (path -> text) instead of the real sysfs/cgroup ones;
+    any other path it opens does not exist."""
+
+    def fake_open(path: str, *args: object, **kwargs: object) -> io.StringIO:
+        if path not in files:
+            raise FileNotFoundError(path)
+        return io.StringIO(files[path])
+
+    monkeypatch.setattr(defaults, "open", fake_open, raising=False)
+
+
+def topology(cores: list[tuple[int, int]]) -> dict[str, str]:
+    """sysfs topology files for logical CPUs 0.. with these (core_id, package_id)."""
+    files = {}
+    for cpu, (core, package) in enumerate(cores):
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+        files[base + "core_id"] = f"{core}\n"
+        files[base + "physical_package_id"] = f"{package}\n"
+    return files
+
+
 def test_a_cpu_quota_caps_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(defaults, "_cgroup_cpu_limit", lambda: 1)
-    assert defaults.physical_cores() == 1
+    monkeypatch.setattr(defaults, "allowed_cpus", lambda: {0, 1, 2, 3})
+    files = topology([(0, 0), (1, 0), (2, 0), (3, 0)])
+    fake_files(monkeypatch, {**files, "/sys/fs/cgroup/cpu.max": "150000 100000\n"})
+    assert defaults.physical_cores() == 2  # 1.5 CPUs of quota, rounded up
+    fake_files(monkeypatch, {**files, "/sys/fs/cgroup/cpu.max": "max 100000\n"})
+    assert defaults.physical_cores() == 4  # no quota
 
 
 def test_hyperthreads_are_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     # four logical CPUs that are two cores with two hyper-threads each
     monkeypatch.setattr(defaults, "allowed_cpus", lambda: {0, 1, 2, 3})
-    monkeypatch.setattr(defaults, "_cores_of", lambda cpus: 2)
-    monkeypatch.setattr(defaults, "_cgroup_cpu_limit", lambda: None)
+    fake_files(monkeypatch, topology([(0, 0), (1, 0), (0, 0), (1, 0)]))
     assert defaults.physical_cores() == 2
+    # the same core numbers on two packages are different cores
+    fake_files(monkeypatch, topology([(0, 0), (1, 0), (0, 1), (1, 1)]))
+    assert defaults.physical_cores() == 4
+    # only the CPUs this process may use count (taskset to both threads of one core)
+    monkeypatch.setattr(defaults, "allowed_cpus", lambda: {0, 2})
+    fake_files(monkeypatch, topology([(0, 0), (1, 0), (0, 0), (1, 0)]))
+    assert defaults.physical_cores() == 1
 
 
 def test_default_context() -> None:
