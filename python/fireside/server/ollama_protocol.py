@@ -13,8 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from fireside.generation.sampling import check_option
 from fireside.server.protocol import MAX_STOPS, MAX_TOP_LOGPROBS
 
 LOAD_OPTIONS = frozenset(
@@ -82,6 +90,24 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SAMPLING_OPTIONS = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "repeat_last_n",
+    "presence_penalty",
+    "frequency_penalty",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
+"""The :class:`Options` that are :class:`~fireside.generation.sampling.SamplingParams`
+options of the same name, validated by it (``seed`` is not: below 0 it means random)."""
+
+
 class Options(_Request):
     """``options``: the sampling knobs Ollama takes per request.
 
@@ -94,22 +120,23 @@ class Options(_Request):
     ``/api/chat`` with ``tools``; a forced call is grammar-constrained.
     """
 
-    temperature: float | None = Field(default=None, ge=0.0)
-    top_k: int | None = Field(default=None, ge=0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    typical_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    # the sampling options' ranges are SamplingParams' (checked by check_option below)
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    typical_p: float | None = None
     seed: int | None = None
     num_predict: int | None = Field(default=None, ge=-2)
     num_ctx: int | None = Field(default=None, ge=1)
     stop: list[str] | str | None = None
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
-    repeat_last_n: int | None = Field(default=None, ge=-1)
+    repeat_penalty: float | None = None
+    repeat_last_n: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    mirostat: Literal[0, 1, 2] | None = None
-    mirostat_tau: float | None = Field(default=None, ge=0.0)
-    mirostat_eta: float | None = Field(default=None, gt=0.0)
+    mirostat: int | None = None
+    mirostat_tau: float | None = None
+    mirostat_eta: float | None = None
     tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="before")
@@ -127,6 +154,12 @@ class Options(_Request):
                     known = ", ".join(sorted(cls.model_fields))
                     raise ValueError(f"'{key}' is not an option fireside supports ({known})")
         return data
+
+    @field_validator(*SAMPLING_OPTIONS)
+    @classmethod
+    def _sampling(cls, value: Any, info: ValidationInfo) -> Any:
+        # one definition of the ranges for the library and every API (SamplingParams')
+        return None if value is None else check_option(str(info.field_name), value)
 
     @field_validator("num_predict")
     @classmethod
