@@ -104,8 +104,10 @@ class Model:
         speculative: draft tokens ahead (by prompt lookup: the continuation of the
             longest recent n-gram match in the prompt and the output) and verify them in
             one decode; the output is the same either way, answers that quote their
-            input come faster (see :mod:`fireside.generation.speculative`).
-            ``False`` turns it off.
+            input come faster where verifying several tokens costs little more than one
+            (measured as it runs; see :mod:`fireside.generation.speculative`). ``False``
+            turns it off; ``"always"`` drafts whenever a draft is likely to be accepted,
+            whatever the measured cost.
     """
 
     def __init__(
@@ -125,12 +127,12 @@ class Model:
         progress: bool | Callable[[float], object] | None = None,
         n_batch: int = 512,
         n_parallel: int = 1,
-        speculative: bool = True,
+        speculative: bool | Literal["always"] = True,
     ) -> None:
         if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
             raise ValueError(f"n_parallel must be a positive integer, got {n_parallel!r}")
-        if not isinstance(speculative, bool):
-            raise ValueError(f"speculative must be True or False, got {speculative!r}")
+        if not (isinstance(speculative, bool) or speculative == "always"):
+            raise ValueError(f'speculative must be True, False or "always", got {speculative!r}')
         if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 1):
             raise ValueError(f"n_ctx must be a positive integer or None, got {n_ctx!r}")
         threads = check_threads(AUTO if n_threads is None else n_threads)

@@ -45,6 +45,15 @@ The same prompt therefore always meets the same batch shapes. The price: a cache
 is reused only to the last chunk boundary below it (up to ``chunk - 1`` tokens are
 evaluated again), and a chat's previous reply is evaluated again as part of the next
 prompt.
+
+**Speculation** (:mod:`fireside.generation.speculative`). A generating slot may draft
+tokens ahead by prompt lookup; in the same step, after the shared batch of the others,
+its pending token and the draft are verified in a decode of its own sequence only (so
+its batch shape never depends on the neighbours), each position is sampled in turn with
+the request's sampler, and the cells of rejected drafts are removed. Verification batches
+are capped to the sizes a probe proved to give the same logits as one-token decodes, so
+the tokens are those of plain decoding; how much is drafted (measured cost, acceptance)
+changes only the speed.
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from fireside.errors import (
     ContextFullError,
@@ -70,9 +79,11 @@ from fireside.generation.context_room import reply_limit
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
 from fireside.generation.slots import Slot
+from fireside.generation.speculative import MAX_DRAFT, PROBE_SIZES, VerifyCost, probe_exact
 
 if TYPE_CHECKING:
     from fireside import _core
+    from fireside.generation.speculative import PromptLookup
     from fireside.generation.threads import ThreadPolicy
 
 log = logging.getLogger("fireside.generation")
@@ -116,15 +127,26 @@ class CacheStats:
     """Decode calls of generated tokens (each holds one token of every generating slot)."""
     n_sequences_max: int = 0
     """The most sequences one generation step decoded together."""
+    n_draft_tokens: int = 0
+    """Tokens drafted ahead by speculative decoding."""
+    n_accepted_tokens: int = 0
+    """Drafted tokens the model confirmed (each saved one decode step)."""
+    n_verify_steps: int = 0
+    """Decodes that verified a draft (the pending token and the drafted ones)."""
+    exact_batch: int = 0
+    """The longest verification batch proved exact so far on this model and backend (0:
+    none probed yet; 1: not even 2 tokens are, so nothing is drafted)."""
 
 
 class _Timing:
-    __slots__ = ("first", "n_threads_batch", "prompt_done")
+    __slots__ = ("first", "n_accepted", "n_drafted", "n_threads_batch", "prompt_done")
 
     def __init__(self, n_threads_batch: int) -> None:
         self.prompt_done: float | None = None
         self.first: float | None = None
         self.n_threads_batch = n_threads_batch
+        self.n_drafted = 0
+        self.n_accepted = 0
 
 
 class Engine:
@@ -143,6 +165,12 @@ class Engine:
         observer: told about admissions, steps and finishes (e.g. the server's metrics).
         on_step: called after every step by the driving thread (e.g. to deliver the
             step's events to an event loop at once).
+        speculative: draft tokens ahead by prompt lookup and verify them in one decode
+            when the measured cost says it pays (see
+            :mod:`fireside.generation.speculative`; the output is the same either way);
+            ``"always"``: whenever a draft is likely to be accepted, as if verifying
+            cost 10% of a step per drafted token (benchmarks, tests). A request can
+            still opt out (``Request.speculative``).
     """
 
     def __init__(
@@ -157,6 +185,7 @@ class Engine:
         max_queue: int | None = None,
         observer: Observer | None = None,
         on_step: Callable[[], None] | None = None,
+        speculative: bool | Literal["always"] = True,
     ) -> None:
         from fireside import _core
 
@@ -194,6 +223,15 @@ class Engine:
         self._on_step = on_step
         self.slots = [Slot(i, model, align=chunk) for i in range(n_seq)]
         self._exact = [0] * n_seq  # per slot: leading cached tokens evaluated as whole chunks
+        if not (isinstance(speculative, bool) or speculative == "always"):
+            raise ValueError(f'speculative must be True, False or "always", got {speculative!r}')
+        self.speculative = speculative
+        self.verify_cost = VerifyCost(0.1 if speculative == "always" else None)
+        """What verifying a draft costs here (measured; it decides how much to draft)."""
+        # drafts are capped to the verification batches proved exact (0: no speculation)
+        self._max_draft = MAX_DRAFT if speculative else 0
+        self._proved = 1  # the longest verification batch proved exact
+        self._probe_failed = False  # a longer one differed: no more probing
         self._timing: dict[int, _Timing] = {}  # per running request id
         self._stats = CacheStats()
         self._cond = threading.Condition()
@@ -452,8 +490,20 @@ class Engine:
         slots = self.slots
         generating = [s for s in slots if s.next_token is not None]
         n_tokens = 0
+        verifying: list[tuple[Slot, list[int]]] = []
+        if self._max_draft != 0 and generating:
+            plain = []
+            for slot in generating:
+                draft = self._draft(slot)
+                if draft:
+                    verifying.append((slot, draft))
+                else:
+                    plain.append(slot)
+            generating = plain
         if generating:
             n_tokens += self._generate(generating)
+        for slot, draft in verifying:
+            n_tokens += self._verify(slot, draft)
         budget = self.n_batch
         prefilling = [s for s in slots if s.request is not None and s.next_token is None]
         if len(prefilling) > 1:
@@ -512,6 +562,8 @@ class Engine:
                 del slot.cached[keep:]
             self._exact[slot.seq_id] = keep
             slot.assign(request, self.ctx)
+            if request.speculative and self._max_draft != 0:
+                slot.speculate(self._max_draft)
             self._timing[request.id] = _Timing(self.threads.n_threads_batch)
             n_prompt = len(request.prompt)
             stats = self._stats
@@ -577,6 +629,8 @@ class Engine:
             )
         if not ok:
             return 0
+        if n == 1:
+            self.verify_cost.one_token(time.perf_counter() - t_step)
         record = self._record
         if record is not None and record(time.perf_counter() - t_step, n):
             self.ctx.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
@@ -588,6 +642,114 @@ class Engine:
         for index, slot in enumerate(slots):
             slot.cached.append(slot.next_token)  # type: ignore[arg-type]
             self._sample(slot, index)
+        return n
+
+    def _draft(self, slot: Slot) -> list[int]:
+        """The tokens ``slot`` proposes after its pending one (empty: none this step)."""
+        lookup, policy = slot.lookup, slot.draft_policy
+        request, emitter = slot.request, slot.emitter
+        if lookup is None or policy is None or request is None or emitter is None:
+            return []
+        tokens = emitter.tokens
+        if slot.n_looked_up < len(tokens):
+            lookup.extend(tokens[slot.n_looked_up :])
+            slot.n_looked_up = len(tokens)
+        if request.cancel_reason is not None:
+            return []
+        n_past = len(slot.cached)
+        room = min(
+            request.max_tokens - len(tokens) - 1,  # samples left after the pending token's
+            self.n_ctx_seq - n_past - 1,
+            self.n_batch - 1,
+        )
+        if room < 1:
+            return []
+        draft = lookup.draft(min(room, policy.length(self.verify_cost.beta)))
+        if len(draft) >= self._proved and not self._probe_failed:
+            self._probe(slot, lookup, len(draft) + 1)
+        return draft[: self._proved - 1]
+
+    def _probe(self, slot: Slot, lookup: PromptLookup, size: int) -> None:
+        """Prove verification batches exact up to ``size`` tokens, continuing from the
+        sizes proved before (see :func:`~fireside.generation.speculative.probe_exact`)."""
+        sizes = [s for s in PROBE_SIZES if s > self._proved and s <= self.n_batch]
+        upto = next((i for i, s in enumerate(sizes) if s >= size), len(sizes) - 1)
+        sizes = sizes[: upto + 1]
+        n_past = len(slot.cached)
+        if not sizes or n_past + sizes[-1] > self.n_ctx_seq:
+            return  # nothing left to prove, or no room after this sequence: not now
+        try:
+            exact = probe_exact(
+                self.ctx,
+                slot.seq_id,
+                n_past,
+                lookup.tail(sizes[-1]),
+                sizes,
+                cost=self.verify_cost,
+            )
+        except FiresideError as error:
+            log.warning("speculative decoding stops growing: its exactness probe failed: %s", error)
+            exact = None
+        if exact is not None:
+            self._proved = exact
+        if exact != sizes[-1]:
+            self._probe_failed = True
+            if self._proved < 2:
+                log.info("speculative decoding is off: a 2-token batch differs from 2 decodes")
+                self._max_draft = 0
+                for other in self.slots:
+                    other.lookup = other.draft_policy = None
+            else:
+                log.info("speculative decoding: batches of %d tokens are exact", self._proved)
+        self._stats.exact_batch = self._proved
+
+    def _verify(self, slot: Slot, draft: list[int]) -> int:
+        """Decode ``slot``'s pending token and its draft in one decode of its own sequence
+        (so its batch shape does not depend on neighbours), sample each position in turn
+        and keep the drafted tokens that equal the samples."""
+        request, policy = slot.request, slot.draft_policy
+        assert request is not None and slot.next_token is not None and policy is not None
+        n_past = len(slot.cached)
+        tokens = [slot.next_token, *draft]
+        n = len(tokens)
+        t_step = time.perf_counter()
+        ok = self._decode(
+            [slot],
+            tokens=tokens,
+            positions=list(range(n_past, n_past + n)),
+            seq_ids=slot.seq_id,
+            logits=[True] * n,
+        )
+        if not ok:
+            return 0
+        self.verify_cost.verified(n, time.perf_counter() - t_step)
+        slot.cached.append(tokens[0])
+        timing = self._timing.get(request.id)
+        if timing is not None:  # before sampling: the request may end (and report) below
+            timing.n_drafted += len(draft)
+        accepted = 0
+        for index in range(n):
+            token = self._sample(slot, index)
+            if token is None or index == n - 1 or token != draft[index]:
+                break
+            slot.cached.append(token)  # its cell, computed by this decode, is kept
+            accepted += 1
+            if timing is not None:
+                timing.n_accepted += 1
+        kept = n_past + 1 + accepted
+        if kept < n_past + n:
+            self.ctx.seq_rm(slot.seq_id, kept, -1)
+        policy.update(len(draft), accepted)
+        stats = self._stats
+        stats.n_verify_steps += 1
+        stats.n_draft_tokens += len(draft)
+        stats.n_accepted_tokens += accepted
+        observer = self.observer
+        if observer is not None:
+            observer.step(n, 1)
+            speculated = getattr(observer, "speculated", None)
+            if speculated is not None:
+                speculated(len(draft), accepted)
         return n
 
     def _prefill(self, slot: Slot, request: Request, start: int, end: int) -> None:
@@ -619,10 +781,12 @@ class Engine:
             else:
                 self._sample(slot, len(chunk) - 1)
 
-    def _sample(self, slot: Slot, index: int) -> None:
+    def _sample(self, slot: Slot, index: int) -> int | None:
+        """Sample the token at batch ``index`` and emit it; the token when the request
+        goes on, ``None`` when it ended here."""
         request, emitter = slot.request, slot.emitter
         if request is None or emitter is None:
-            return
+            return None
         timing = self._timing.get(request.id)
         try:
             token = request.sampler.sample(self.ctx, index)
@@ -631,17 +795,18 @@ class Engine:
             log.warning("sampling failed for request %d: %s", request.id, error)
             slot.release()
             self._end(request, error)
-            return
+            return None
         if timing is not None and timing.first is None:
             timing.first = time.perf_counter()
             if self.observer is not None:
                 self.observer.first_token(timing.first - request.submitted)
         if emitter.finish_reason is not None:
             self._finish(slot, emitter.finish_reason, text)
-            return
+            return None
         slot.next_token = token
         if text or emitter.top_logprobs is not None:
             request.emit(Chunk(text, emitter.take_tokens(), emitter.take_logprobs()))
+        return token
 
     def _finish(self, slot: Slot, reason: FinishReason, text: str | None = None) -> None:
         """End the request on ``slot``: its last chunk (``text`` from the token that ended
@@ -678,6 +843,8 @@ class Engine:
                 n_threads_batch=self.threads.n_threads_batch
                 if timing is None
                 else timing.n_threads_batch,
+                draft_tokens=0 if timing is None else timing.n_drafted,
+                accepted_tokens=0 if timing is None else timing.n_accepted,
             ),
         )
         self._stats.n_generated_tokens += n

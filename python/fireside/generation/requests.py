@@ -58,7 +58,7 @@ class Request:
 
     ``max_tokens`` is capped by the engine to the room the prompt leaves in a slot.
     ``top_logprobs``: ``None`` records no log-probabilities; ``n`` each token's and its
-    ``n`` best alternatives.
+    ``n`` best alternatives. ``speculative=False`` never drafts for this request.
     """
 
     def __init__(
@@ -69,6 +69,7 @@ class Request:
         max_tokens: int,
         stops: Sequence[str] = (),
         top_logprobs: int | None = None,
+        speculative: bool = True,
     ) -> None:
         self.id = next(_ids)
         self.prompt = list(prompt)
@@ -76,6 +77,9 @@ class Request:
         self.max_tokens = max_tokens
         self.stops = tuple(stops)
         self.top_logprobs = top_logprobs
+        self.speculative = speculative
+        """Whether the engine may draft tokens ahead for it (when the engine speculates;
+        the output is the same either way, see :mod:`fireside.generation.speculative`)."""
         self.submitted = time.perf_counter()
         self.cancel_reason: FinishReason | None = None
         """Set by :meth:`cancel`: the finish reason the request ends with."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fireside.generation.emitter import SequenceEmitter
+from fireside.generation.speculative import DraftPolicy, PromptLookup
 
 if TYPE_CHECKING:
     from fireside import _core
@@ -45,10 +46,13 @@ class Slot:
     __slots__ = (
         "align",
         "cached",
+        "draft_policy",
         "emitter",
         "last_used",
+        "lookup",
         "model",
         "n_cached",
+        "n_looked_up",
         "next_token",
         "request",
         "seq_id",
@@ -67,6 +71,12 @@ class Slot:
         """Prompt tokens of the running request that were reused from the cache."""
         self.next_token: int | None = None
         """Sampled, to be decoded at the next step."""
+        self.lookup: PromptLookup | None = None
+        """Drafts for the running request (``None``: it does not speculate)."""
+        self.draft_policy: DraftPolicy | None = None
+        """How many tokens it drafts (with :attr:`lookup`)."""
+        self.n_looked_up = 0
+        """Generated tokens already added to :attr:`lookup`."""
 
     @property
     def busy(self) -> bool:
@@ -102,6 +112,13 @@ class Slot:
             top_logprobs=request.top_logprobs,
         )
 
+    def speculate(self, limit: int) -> None:
+        """Let the running request draft up to ``limit`` tokens per step (prompt lookup)."""
+        assert self.request is not None
+        self.lookup = PromptLookup(self.request.prompt)
+        self.draft_policy = DraftPolicy(limit)
+        self.n_looked_up = 0
+
     def forget(self, ctx: _core.Context) -> None:
         """Clear this sequence (after a failed decode its contents are unknown)."""
         ctx.seq_rm(self.seq_id, -1, -1)
@@ -112,4 +129,6 @@ class Slot:
         self.request = None
         self.emitter = None
         self.next_token = None
+        self.lookup = None
+        self.draft_policy = None
         self.last_used = time.monotonic()

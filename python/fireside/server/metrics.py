@@ -61,6 +61,8 @@ class Metrics:
         self.decode_tokens = 0
         self.decode_sequences = 0
         self.decode_sequences_max = 0
+        self.draft_tokens = 0
+        self.draft_tokens_accepted = 0
         self.ttft = Histogram(TTFT_BUCKETS)
         self._threads: Callable[[], ThreadStats] | None = None
 
@@ -93,6 +95,12 @@ class Metrics:
             self.decode_tokens += n_tokens
             self.decode_sequences += n_sequences
             self.decode_sequences_max = max(self.decode_sequences_max, n_sequences)
+
+    def speculated(self, n_drafted: int, n_accepted: int) -> None:
+        """A draft of ``n_drafted`` tokens was verified; ``n_accepted`` were kept."""
+        with self._lock:
+            self.draft_tokens += n_drafted
+            self.draft_tokens_accepted += n_accepted
 
     def finish(self, reason: str, n_completion: int) -> None:
         with self._lock:
@@ -144,6 +152,11 @@ class Metrics:
                 ("decode_tokens_total", "Tokens evaluated by decode calls.", self.decode_tokens),
                 ("decode_sequences_total",
                  "Sum over decode calls of the sequences in the batch.", self.decode_sequences),
+                ("draft_tokens_total", "Tokens drafted ahead by speculative decoding.",
+                 self.draft_tokens),
+                ("draft_tokens_accepted_total",
+                 "Drafted tokens the model confirmed (each saved a decode step).",
+                 self.draft_tokens_accepted),
             ]  # fmt: skip
             for name, help_, value in simple:
                 metric(name, "counter", help_, [f"{name} {value}"])
