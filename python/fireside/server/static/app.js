@@ -322,6 +322,7 @@ function messageNode(message, index, conversation) {
     article.classList.add("streaming");
     article.setAttribute("aria-busy", "true"); // screen readers wait for the whole reply
   }
+  if (message.role === "assistant") fillThinking(bubble, message, isStreaming);
   fillContent(content, message, isStreaming);
   if (message.role === "assistant" && message.references && message.references.length) {
     bubble.append(sourcesNode(message.references));
@@ -395,10 +396,44 @@ function sourcesNode(references) {
   return section;
 }
 
+/**
+ * A reasoning model's thinking (the stream's reasoning_content), dimmed and folded above
+ * the answer: open while the model is still thinking, closed once the answer begins (the
+ * reader's own toggle is kept after that). Shown as text, never as HTML.
+ */
+function fillThinking(bubble, message, isStreaming) {
+  let details = bubble.querySelector(":scope > details.thinking");
+  if (!message.reasoning) {
+    if (details) details.remove();
+    return;
+  }
+  if (!details) {
+    details = document.createElement("details");
+    details.className = "thinking";
+    const summary = document.createElement("summary");
+    summary.textContent = "Thinking";
+    const text = document.createElement("div");
+    text.className = "thinking-text";
+    details.append(summary, text);
+    bubble.prepend(details);
+    details.open = Boolean(isStreaming && !message.content);
+  } else if (isStreaming && message.content && details.dataset.auto !== "closed") {
+    details.open = false;
+    details.dataset.auto = "closed";
+  }
+  details.querySelector(".thinking-text").textContent = message.reasoning;
+  const summary = details.querySelector("summary");
+  summary.textContent = isStreaming && !message.content ? "Thinking…" : "Thinking";
+}
+
 function fillContent(content, message, isStreaming) {
   if (message.role !== "assistant") {
     content.textContent = message.content;
     if (message.content.length > LONG_MESSAGE) clamp(content);
+    return;
+  }
+  if (isStreaming && !message.content && message.reasoning) {
+    content.replaceChildren(); // the thinking block shows progress
     return;
   }
   if (isStreaming && !message.content) {
@@ -463,6 +498,7 @@ function scheduleStreamRender() {
     const s = state.streaming;
     if (!s || s.conversationId !== state.activeId || !s.node) return;
     const stick = nearBottom();
+    fillThinking(s.node.querySelector(".bubble"), s.reply, true);
     fillContent(s.node.querySelector(".content"), s.reply, true);
     if (stick) scrollToBottom(true);
   });
@@ -779,6 +815,14 @@ async function generate(conversation) {
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices && chunk.choices[0];
       if (!choice) continue;
+      const thought = choice.delta && choice.delta.reasoning_content;
+      if (thought) {
+        lastAt = performance.now();
+        if (firstAt === null) firstAt = lastAt;
+        pieces += 1;
+        reply.reasoning = (reply.reasoning || "") + thought;
+        scheduleStreamRender();
+      }
       const piece = choice.delta && choice.delta.content;
       if (piece) {
         lastAt = performance.now();
@@ -808,7 +852,9 @@ async function generate(conversation) {
     stats.tokens_per_second = (generated - 1) / ((lastAt - firstAt) / 1000);
   }
   reply.stats = stats;
-  if (!reply.content) conversation.messages.splice(conversation.messages.indexOf(reply), 1);
+  if (!reply.content && !reply.reasoning) {
+    conversation.messages.splice(conversation.messages.indexOf(reply), 1);
+  }
   if (failure) {
     const problem = describeError(failure);
     conversation.messages.push({ role: "error", title: problem.title, content: problem.detail });

@@ -5,10 +5,12 @@
 //    conversations: [{id, title, created, updated,
 //                     settings: {model, system, temperature, max_tokens, docs},
 //                     messages: [{role: "user"|"assistant"|"error", content, stats?, title?,
-//                                 references?}]}]}
+//                                 references?, reasoning?}]}]}
 // settings.docs: the names of the document collections answers use (none: []).
 // references (assistant): the excerpts an answer cited, as /v1/chat/completions sent them:
 //   [{number, collection, file, source, title, location: {page, heading, lines}, excerpt}]
+// reasoning (assistant): a thinking model's reasoning_content, shown folded above the answer
+//   and never sent back to the model.
 // "error" messages are shown in the thread but never sent to the model.
 
 export const STORAGE_KEY = "fireside.chat.v1";
@@ -72,6 +74,9 @@ function sanitizeMessage(m) {
   const out = { role: m.role, content: typeof m.content === "string" ? m.content : "" };
   if (m.stats && typeof m.stats === "object") out.stats = m.stats;
   if (typeof m.title === "string") out.title = m.title;
+  if (m.role === "assistant" && typeof m.reasoning === "string" && m.reasoning) {
+    out.reasoning = m.reasoning;
+  }
   if (m.role === "assistant" && Array.isArray(m.references) && m.references.length) {
     out.references = sanitizeReferences(m.references);
   }
