@@ -19,6 +19,7 @@ import openai
 import pytest
 import uvicorn
 from fireside.server import create_app
+from fireside.server.http11 import uvicorn_config
 
 PARALLEL = 8
 SLOT_CTX = 256
@@ -84,20 +85,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, with an event set once its startup is over (bound or failed)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_over = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.startup_over.set()
+
+
 @contextmanager
 def serve(app: Any, api_key: str | None = None) -> Iterator[LiveServer]:
-    """Run ``app`` with uvicorn on a free loopback port until the block ends."""
+    """Run ``app`` on a free loopback port until the block ends, the way ``fireside serve``
+    runs it (:func:`fireside.server.http11.uvicorn_config`: its HTTP/1.1 protocol with
+    JSON errors, no WebSockets)."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.02)
+    if not server.startup_over.wait(120) or not server.started:
+        server.should_exit = True
+        thread.join(60)
+        pytest.fail("the test server did not start")
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", app, api_key)
     finally:

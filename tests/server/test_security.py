@@ -1,50 +1,26 @@
 """Web pages cannot use the server unless allowed: Host names (DNS rebinding), Origins,
 JSON-only bodies, and OpenAI-shaped answers even to malformed HTTP. A real server on
-loopback, run the way ``fireside serve`` runs it (:func:`fireside.server.http11.uvicorn_config`)."""
+loopback, run the way ``fireside serve`` runs it (``conftest.serve``: with
+:func:`fireside.server.http11.uvicorn_config`)."""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from fireside.server import create_app
-from fireside.server.http11 import uvicorn_config
 
-from .conftest import LiveServer, chat_body, free_port
+from .conftest import LiveServer, chat_body, serve
 
 API_KEY = "sk-security-test"
 ALLOWED_ORIGIN = "http://tools.example:3000"
 ALLOWED_HOST = "fireside.test"
-
-
-@contextmanager
-def serve_like_the_cli(app: Any, api_key: str | None = None) -> Iterator[LiveServer]:
-    """Run ``app`` on a free loopback port with fireside's uvicorn settings."""
-    port = free_port()
-    config = uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", app, api_key)
-    finally:
-        server.should_exit = True
-        thread.join(60)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +34,7 @@ def live(model_path: Path) -> Iterator[LiveServer]:
         allowed_hosts=[ALLOWED_HOST],
         allowed_origins=[ALLOWED_ORIGIN],
     )
-    with serve_like_the_cli(app, API_KEY) as server:
+    with serve(app, API_KEY) as server:
         yield server
 
 
