@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
+from fireside.hub.formats import magic_format
 
 MAX_KEYS = 256
 """Header keys read at most before giving up on the hyper-parameters."""
@@ -94,7 +95,7 @@ def read_shape(path: str | os.PathLike[str]) -> Shape:
     values: dict[str, object] = {}
     try:
         with open(path, "rb") as f:
-            if f.read(4) != b"GGUF":
+            if magic_format(f.read(4)) != "gguf":
                 return Shape()
             _read(f, "<I")  # version
             _read(f, "<Q")  # tensors

@@ -172,12 +172,11 @@ def _expires(record: Loaded) -> str:
 async def ps(request: Request) -> Response:
     """The models loaded now, most recently used first: memory (estimated ``size``), when
     each will be unloaded, and (fireside's) the requests it serves now."""
-    from fireside import _core
+    from fireside.placement import offloads_by_default
 
     request.app.state.metrics.request("ollama.ps")
     manager = manager_of(request)
-    gpu = any(d.type in ("gpu", "igpu", "accel") for d in _core.devices())
-    offloaded = gpu and manager.config.n_gpu_layers != 0
+    offloaded = offloads_by_default() and manager.config.n_gpu_layers != 0
     running = []
     for record in manager.loaded():
         service = record.service
