@@ -34,7 +34,7 @@ from fireside.chat.templates import ChatTemplate
 from fireside.chat.tools import ToolLike
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
-from fireside.generation.context_room import reply_limit, reply_reserve
+from fireside.generation.context_room import prompt_fits, reply_limit, reply_reserve
 from fireside.generation.engine import CacheStats, Engine
 from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
 from fireside.generation.sampling import SamplingOptions, SamplingParams, build_sampler
@@ -455,7 +455,7 @@ class Model:
         ``truncate``, their end (keeping a leading BOS) leaving room for ``max_tokens``
         (at most half the context); else :class:`~fireside.errors.ContextLengthError`."""
         n_ctx = self._n_ctx
-        if len(tokens) < n_ctx:
+        if prompt_fits(n_ctx, len(tokens)):
             return tokens
         if not truncate:
             raise ContextLengthError(

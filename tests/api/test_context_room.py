@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fireside.errors import ContextLengthError
-from fireside.generation.context_room import reply_limit, reply_reserve
+from fireside.generation.context_room import prompt_fits, reply_limit, reply_reserve
 from fireside.model import Model
 
 N_CTX = 256
@@ -22,6 +22,7 @@ def small(model_path: Path) -> Iterator[Model]:
 
 
 def test_the_reserve_and_the_limit() -> None:
+    assert prompt_fits(256, 255) and not prompt_fits(256, 256)
     assert reply_reserve(256, None) == reply_reserve(256, 0) == 64  # a quarter
     assert reply_reserve(256, 100) == 100
     assert reply_reserve(256, 1000) == 128  # at most half
@@ -49,6 +50,19 @@ def test_a_session_that_overflows_names_the_same_reserve(
     with pytest.raises(ContextLengthError) as info:
         session.send("tea " * (N_CTX - 60), max_tokens=max_tokens)
     assert f"room for {reply_reserve(N_CTX, max_tokens)} more" in str(info.value)
+
+
+def test_a_prompt_that_leaves_no_room_is_refused_alike(small: Model) -> None:
+    """Model and its engine refuse the first prompt length that leaves no reply token."""
+    fits = [t for t in range(1000, 1000 + N_CTX - 1) if t != small.core.bos]
+    assert small.fit_prompt(fits, None, truncate=False) == fits
+    full = [*fits, fits[-1]]
+    with pytest.raises(ContextLengthError):
+        small.fit_prompt(full, None, truncate=False)
+    engine = small._generation_engine()
+    assert not prompt_fits(engine.n_ctx_seq, len(full))
+    result = small.generate(fits, max_tokens=5, temperature=0)  # the engine admits it
+    assert result.usage.completion_tokens == 1
 
 
 def test_a_reply_is_capped_by_the_room_left(small: Model) -> None:

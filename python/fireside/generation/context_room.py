@@ -1,8 +1,9 @@
 """How a context of ``n_ctx`` tokens is shared between a prompt and its reply.
 
-The one place for two decisions that the engine, :class:`fireside.Model`, chat sessions
+The one place for the decisions that the engine, :class:`fireside.Model`, chat sessions
 and the server all need:
 
+* :func:`prompt_fits`: a prompt must leave room for at least one reply token;
 * :func:`reply_limit`: a reply may take ``max_tokens`` tokens (``None``: all the room),
   never more than the prompt leaves in the context;
 * :func:`reply_reserve`: when a prompt (or a conversation) is cut to fit, it leaves room for
@@ -16,6 +17,12 @@ RESERVE_SHARE = 4
 """Without ``max_tokens``, a cut prompt leaves ``n_ctx // RESERVE_SHARE`` tokens free."""
 RESERVE_MAX_SHARE = 2
 """A cut prompt leaves at most ``n_ctx // RESERVE_MAX_SHARE`` tokens free."""
+
+
+def prompt_fits(n_ctx: int, n_prompt: int) -> bool:
+    """Whether a prompt of ``n_prompt`` tokens leaves room in ``n_ctx`` for a reply token
+    (a prompt that does not is refused, or cut with :func:`reply_reserve` to spare)."""
+    return n_prompt < n_ctx
 
 
 def reply_reserve(n_ctx: int, max_tokens: int | None) -> int:

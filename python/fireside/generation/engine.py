@@ -75,15 +75,22 @@ from fireside.errors import (
     GenerationCancelled,
     QueueFullError,
 )
-from fireside.generation.context_room import reply_limit
+from fireside.generation.context_room import prompt_fits, reply_limit
+from fireside.generation.draft import DraftModel, ModelDrafter
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
 from fireside.generation.slots import Slot
-from fireside.generation.speculative import MAX_DRAFT, PROBE_SIZES, VerifyCost, probe_exact
+from fireside.generation.speculative import (
+    MAX_DRAFT,
+    PROBE_SIZES,
+    PromptLookup,
+    VerifyCost,
+    probe_exact,
+)
 
 if TYPE_CHECKING:
     from fireside import _core
-    from fireside.generation.speculative import PromptLookup
+    from fireside.generation.speculative import Drafter
     from fireside.generation.threads import ThreadPolicy
 
 log = logging.getLogger("fireside.generation")
@@ -171,6 +178,9 @@ class Engine:
             ``"always"``: whenever a draft is likely to be accepted, as if verifying
             cost 10% of a step per drafted token (benchmarks, tests). A request can
             still opt out (``Request.speculative``).
+        draft: a draft model (same vocabulary, checked by the caller with
+            :func:`~fireside.generation.draft.check_vocabulary`) that drafts instead of
+            prompt lookup; the engine makes its context and closes it.
     """
 
     def __init__(
@@ -186,6 +196,7 @@ class Engine:
         observer: Observer | None = None,
         on_step: Callable[[], None] | None = None,
         speculative: bool | Literal["always"] = True,
+        draft: _core.Model | None = None,
     ) -> None:
         from fireside import _core
 
@@ -222,6 +233,21 @@ class Engine:
         self.observer = observer
         self._on_step = on_step
         self.slots = [Slot(i, model, align=chunk) for i in range(n_seq)]
+        self.draft_model: DraftModel | None = None
+        """The draft model's context (``None``: prompt lookup drafts)."""
+        if draft is not None and speculative:
+            try:
+                self.draft_model = DraftModel(
+                    draft,
+                    n_seq=n_seq,
+                    n_ctx_seq=self.n_ctx_seq,
+                    n_batch=self.n_batch,
+                    n_threads=policy.n_threads,
+                    n_threads_batch=policy.n_threads_batch,
+                )
+            except BaseException:
+                self.ctx.close()
+                raise
         self._exact = [0] * n_seq  # per slot: leading cached tokens evaluated as whole chunks
         if not (isinstance(speculative, bool) or speculative == "always"):
             raise ValueError(f'speculative must be True, False or "always", got {speculative!r}')
@@ -300,7 +326,7 @@ class Engine:
         n_prompt = len(request.prompt)
         if n_prompt == 0:
             raise ValueError("the prompt is empty: it has no tokens to continue from")
-        if n_prompt >= self.n_ctx_seq:
+        if not prompt_fits(self.n_ctx_seq, n_prompt):
             raise ContextLengthError(
                 f"the prompt has {n_prompt} tokens but a request may use at most "
                 f"{self.n_ctx_seq} tokens (prompt plus completion); shorten it",
@@ -426,6 +452,8 @@ class Engine:
                 self._cond.wait(1.0)
         self._abort_all(None)
         self.ctx.close()
+        if self.draft_model is not None:
+            self.draft_model.close()
 
     def _run(self) -> None:
         try:
@@ -563,7 +591,7 @@ class Engine:
             self._exact[slot.seq_id] = keep
             slot.assign(request, self.ctx)
             if request.speculative and self._max_draft != 0:
-                slot.speculate(self._max_draft)
+                slot.speculate(self._drafter(slot, request), self._max_draft)
             self._timing[request.id] = _Timing(self.threads.n_threads_batch)
             n_prompt = len(request.prompt)
             stats = self._stats
@@ -634,6 +662,8 @@ class Engine:
         record = self._record
         if record is not None and record(time.perf_counter() - t_step, n):
             self.ctx.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
+            if self.draft_model is not None:
+                self.draft_model.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
         stats = self._stats
         stats.n_generation_steps += 1
         stats.n_sequences_max = max(stats.n_sequences_max, n)
@@ -643,6 +673,23 @@ class Engine:
             slot.cached.append(slot.next_token)  # type: ignore[arg-type]
             self._sample(slot, index)
         return n
+
+    def _drafter(self, slot: Slot, request: Request) -> Drafter:
+        if self.draft_model is not None:
+            return ModelDrafter(self.draft_model, slot.seq_id, request.prompt)
+        return PromptLookup(request.prompt)
+
+    def _draft_cost(self) -> float | None:
+        """The cost of each drafted token relative to a one-token step: verifying it,
+        plus, with a draft model, decoding it there."""
+        cost = self.verify_cost
+        beta = cost.beta
+        draft = self.draft_model
+        if beta is None or cost.fixed is not None or draft is None:
+            return beta
+        if draft.seconds_per_token is None or not cost.single:
+            return beta
+        return beta + draft.seconds_per_token / cost.single
 
     def _draft(self, slot: Slot) -> list[int]:
         """The tokens ``slot`` proposes after its pending one (empty: none this step)."""
@@ -664,12 +711,17 @@ class Engine:
         )
         if room < 1:
             return []
-        draft = lookup.draft(min(room, policy.length(self.verify_cost.beta)))
+        try:
+            draft = lookup.draft(min(room, policy.length(self._draft_cost())))
+        except FiresideError as error:  # the draft model failed: draft no more for it
+            log.warning("drafting failed for request %d: %s", request.id, error)
+            slot.lookup = slot.draft_policy = None
+            return []
         if len(draft) >= self._proved and not self._probe_failed:
             self._probe(slot, lookup, len(draft) + 1)
         return draft[: self._proved - 1]
 
-    def _probe(self, slot: Slot, lookup: PromptLookup, size: int) -> None:
+    def _probe(self, slot: Slot, lookup: Drafter, size: int) -> None:
         """Prove verification batches exact up to ``size`` tokens, continuing from the
         sizes proved before (see :func:`~fireside.generation.speculative.probe_exact`)."""
         sizes = [s for s in PROBE_SIZES if s > self._proved and s <= self.n_batch]

@@ -33,7 +33,7 @@ from fireside.errors import (
     TemplateError,
     ToolError,
 )
-from fireside.generation.context_room import reply_limit
+from fireside.generation.context_room import prompt_fits, reply_limit
 from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
 from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.server import protocol as p
@@ -306,7 +306,7 @@ class Service:
 
     def _check_prompt(self, n_prompt: int, param: str, n_ctx: int | None = None) -> None:
         context = self._context(n_ctx)
-        if n_prompt >= context:
+        if not prompt_fits(context, n_prompt):
             raise from_exception(
                 ContextLengthError("prompt too long", n_prompt_tokens=n_prompt, n_ctx=context),
                 param=param,
@@ -350,6 +350,7 @@ class Service:
         the field it is about (messages, tools, tool_choice, the reasoning switches)."""
         from fireside.chat.grounding import grounded_messages
         from fireside.chat.messages import validate_messages
+        from fireside.chat.reasoning import detect_markers
         from fireside.chat.reply import plan_chat
         from fireside.chat.tools import check_tool_choice, check_tool_messages, check_tools
 
@@ -369,14 +370,18 @@ class Service:
             raise from_exception(e, param="tool_choice") from None
         if references:
             checked = grounded_messages(checked, references)
+        template = self.model.chat_template
+        think = req.think
+        if think is False and detect_markers(template.source) is None:
+            think = None  # nothing to turn off (clients send think: false to any model)
         try:
             plan = plan_chat(
-                self.model.chat_template,
+                template,
                 checked,
                 tools=tools,
                 tool_choice=req.tool_choice,
                 parallel_tool_calls=req.parallel_tool_calls is not False,
-                think=req.think,
+                think=think,
                 reasoning_effort=req.reasoning_effort,
                 reasoning_format=req.reasoning_format or "auto",
             )
