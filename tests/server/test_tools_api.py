@@ -640,6 +640,19 @@ def test_tools_on_a_template_that_cannot_render_them(server: LiveServer) -> None
         )
     )
     assert "cannot render tools" in message
+    # think: false asks nothing of a template that cannot think (Ollama's clients send it)
+    plain = httpx.post(
+        server.url + "/api/chat",
+        json={
+            "model": server.model_id,
+            "messages": QUESTION,
+            "think": False,
+            "stream": False,
+            "options": {"num_predict": 2},
+        },
+        timeout=60,
+    )
+    assert plain.status_code == 200 and "thinking" not in plain.json()["message"], plain.text
     # without tools the same server answers as ever
     ok = httpx.post(
         server.url + "/v1/chat/completions",
