@@ -25,6 +25,7 @@ from fireside.server.docs_api import DocsService
 from fireside.server.docs_api import router as docs_router
 from fireside.server.limits import BodySizeLimit
 from fireside.server.model_manager import ModelLeases, ModelManager
+from fireside.server.models_api import router as models_router
 from fireside.server.ollama_api import public as ollama_public
 from fireside.server.ollama_api import router as ollama_router
 from fireside.server.ollama_errors import OllamaErrors
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(public)
     app.include_router(responses_router)
     app.include_router(anthropic_router)
+    app.include_router(models_router)  # the page's models view
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(ModelLeases, manager=manager)  # a request holds its model until sent

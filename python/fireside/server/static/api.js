@@ -4,7 +4,9 @@
 /** An error answer from the server ({"error": {message, type, param, code}}). */
 export class ApiError extends Error {
   constructor(status, body) {
-    const detail = (body && body.error) || {};
+    // OpenAI's shape {"error": {message, ...}}, or Ollama's {"error": "..."} (/api/*)
+    const raw = body && body.error;
+    const detail = typeof raw === "string" ? { message: raw } : raw || {};
     super(detail.message || `The server answered HTTP ${status}.`);
     this.name = "ApiError";
     this.status = status;
@@ -55,6 +57,90 @@ export async function listModels({ apiKey, signal } = {}) {
   const response = await request("v1/models", { headers: headers(apiKey, false), signal });
   const body = await response.json();
   return (body.data || []).map((m) => m.id).filter((id) => typeof id === "string");
+}
+
+/** Fetch [{id, loaded}] of every model the server can serve (loaded: in memory now). */
+export async function listModelCards({ apiKey, signal } = {}) {
+  const response = await request("v1/models", { headers: headers(apiKey, false), signal });
+  const body = await response.json();
+  return (body.data || [])
+    .filter((m) => m && typeof m.id === "string")
+    .map((m) => ({ id: m.id, loaded: m.loaded === true }));
+}
+
+/** The models view's data: {models: [...], catalog: [...], manage_models} (fireside only). */
+export async function modelsOverview({ apiKey, signal } = {}) {
+  const response = await request("fireside/models", { headers: headers(apiKey, false), signal });
+  return response.json();
+}
+
+/**
+ * Download a model with Ollama's /api/pull, calling onProgress(completed, total) as bytes
+ * arrive. Aborting `signal` stops following it, and the server cancels the download
+ * (its last client left). Resolves when the server says "success".
+ */
+export async function pullModel(name, { apiKey, signal, onProgress } = {}) {
+  const response = await request("api/pull", {
+    method: "POST",
+    headers: headers(apiKey, true),
+    body: JSON.stringify({ model: name, stream: true }),
+    signal,
+  });
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline).trim();
+      buffer = buffer.slice(newline + 1);
+      if (!line) continue;
+      let event;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        throw new ApiError(502, { error: `The server sent an unreadable line: ${line.slice(0, 80)}` });
+      }
+      if (event.error) throw new ApiError(500, { error: event.error });
+      if (Number.isFinite(event.total) && event.total > 0 && onProgress) {
+        onProgress(event.completed || 0, event.total);
+      }
+      if (event.status === "success") return;
+    }
+    if (done) break;
+  }
+  throw new ConnectionError(new Error("the download stream ended before success"));
+}
+
+/** Load a model into memory now (Ollama's /api/generate without a prompt). */
+export async function loadModel(name, { apiKey, signal } = {}) {
+  await request("api/generate", {
+    method: "POST",
+    headers: headers(apiKey, true),
+    body: JSON.stringify({ model: name, stream: false }),
+    signal,
+  });
+}
+
+/** Delete a downloaded model (Ollama's DELETE /api/delete). */
+export async function deleteModel(name, { apiKey } = {}) {
+  await request("api/delete", {
+    method: "DELETE",
+    headers: headers(apiKey, true),
+    body: JSON.stringify({ model: name }),
+  });
+}
+
+/** Unload a model from memory now (it loads again on its next request). */
+export async function unloadModel(name, { apiKey } = {}) {
+  const response = await request("fireside/models/unload", {
+    method: "POST",
+    headers: headers(apiKey, true),
+    body: JSON.stringify({ model: name }),
+  });
+  return response.json();
 }
 
 /**

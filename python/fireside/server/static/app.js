@@ -1,9 +1,10 @@
 // The fireside chat page: conversations, the thread, the composer and per-conversation
 // settings. Model text only ever reaches the DOM through textContent (see markdown.js).
 
-import { ApiError, describeError, listDocs, listModels, streamChat } from "./api.js";
+import { ApiError, describeError, listDocs, listModelCards, loadModel, streamChat } from "./api.js";
 import { hydrateIcons, icon } from "./icons.js";
 import { renderMarkdown } from "./markdown.js";
+import { initModels } from "./models.js";
 import { loadState, newConversation, sanitizeReferences, saveState } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -38,6 +39,8 @@ const ui = {
   docsHint: $("docs-hint"),
   maxTokensError: $("max-tokens-error"),
   apiKey: $("api-key"),
+  modelsToggle: $("models-toggle"),
+  modelsView: $("models-view"),
 };
 
 const state = {
@@ -45,6 +48,8 @@ const state = {
   activeId: null,
   apiKey: "",
   models: [], // ids from /v1/models
+  loaded: new Set(), // the ids of those in memory now (others load on first use)
+  loading: null, // the id of a model being loaded for the active conversation
   modelsError: null, // describeError() result when the list could not be fetched
   docs: undefined, // [{id, documents, chunks}] from /v1/docs; null when it could not be listed
   streaming: null, // {conversationId, reply, controller, node} while a reply streams
@@ -247,8 +252,54 @@ function renderHeader() {
     ? `${conversation.title} · fireside`
     : "fireside";
   const model = conversation && (conversation.settings.model || state.models[0]);
-  ui.modelBadge.textContent = model || "";
+  const loading = Boolean(model) && state.loading === model;
+  ui.modelBadge.textContent = loading ? `${model} · loading…` : model || "";
+  ui.modelBadge.dataset.state = loading ? "loading" : state.loaded.has(model) ? "loaded" : "idle";
   ui.modelBadge.hidden = !model;
+}
+
+// ---------------------------------------------------------------- models
+
+const modelsView = initModels({
+  root: ui.modelsView,
+  apiKey: () => state.apiKey,
+  currentModel: () => {
+    const conversation = active();
+    return conversation ? conversation.settings.model : null;
+  },
+  onUse: (id) => useModel(id),
+  onChange: () => refreshModels(),
+  onToggle: (open) => {
+    ui.app.classList.toggle("models-open", open);
+    ui.modelsToggle.setAttribute("aria-expanded", String(open));
+  },
+});
+
+/** Choose `id` for the active conversation; a model not in memory is loaded now, with the
+ * header saying so (a loaded one is switched to at once). */
+async function useModel(id) {
+  const conversation = active();
+  if (!conversation || !id) return;
+  conversation.settings.model = id;
+  persist();
+  renderSettings();
+  if (state.loaded.has(id) || !state.models.includes(id)) {
+    renderHeader();
+    return;
+  }
+  state.loading = id;
+  renderHeader();
+  try {
+    await loadModel(id, { apiKey: state.apiKey });
+    state.loaded.add(id);
+  } catch (err) {
+    const problem = describeError(err);
+    showNotice(`${id} could not be loaded: ${problem.detail}`);
+  } finally {
+    if (state.loading === id) state.loading = null;
+    renderHeader();
+    renderSettings();
+  }
 }
 
 function renderThread() {
@@ -551,7 +602,11 @@ function renderSettings() {
   const options = ids.map((id) => {
     const option = document.createElement("option");
     option.value = id;
-    option.textContent = state.models.includes(id) || !state.models.length ? id : `${id} (not loaded)`;
+    option.textContent = !state.models.includes(id) && state.models.length
+      ? `${id} (not loaded)`
+      : state.loaded.has(id) || !state.models.length
+        ? id
+        : `${id} (loads when used)`;
     return option;
   });
   if (!ids.length) {
@@ -643,12 +698,7 @@ function toggleSettings(open) {
 }
 
 function bindSettings() {
-  ui.model.addEventListener("change", () => {
-    const conversation = active();
-    conversation.settings.model = ui.model.value;
-    persist();
-    renderHeader();
-  });
+  ui.model.addEventListener("change", () => useModel(ui.model.value));
   ui.system.addEventListener("input", () => {
     active().settings.system = ui.system.value;
     persist();
@@ -673,6 +723,9 @@ function bindSettings() {
     refreshModels();
   });
   ui.modelsRefresh.addEventListener("click", () => refreshModels());
+  ui.modelsToggle.addEventListener("click", () =>
+    modelsView.isOpen() ? modelsView.close() : modelsView.open(),
+  );
   ui.settings.addEventListener("submit", (event) => event.preventDefault());
   ui.settingsToggle.addEventListener("click", () => toggleSettings());
   ui.settingsClose.addEventListener("click", () => toggleSettings(false));
@@ -688,10 +741,13 @@ function setStatus(kind, text) {
 async function refreshModels() {
   setStatus("pending", "Connecting…");
   try {
-    state.models = await listModels({ apiKey: state.apiKey });
+    const cards = await listModelCards({ apiKey: state.apiKey });
+    state.models = cards.map((m) => m.id);
+    state.loaded = new Set(cards.filter((m) => m.loaded).map((m) => m.id));
     state.modelsError = null;
     const n = state.models.length;
-    setStatus(n ? "ok" : "warn", n ? `Connected · ${n} model${n === 1 ? "" : "s"}` : "No models loaded");
+    setStatus(n ? "ok" : "warn", n ? `Connected · ${n} model${n === 1 ? "" : "s"}` : "No model downloaded");
+    if (!n && !modelsView.isOpen()) modelsView.open(); // first run: choose a model
   } catch (err) {
     state.models = [];
     state.modelsError = describeError(err);
