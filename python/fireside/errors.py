@@ -111,6 +111,11 @@ class ConversionError(FiresideError, ValueError):
     """A model directory cannot be converted to GGUF (unsupported or malformed)."""
 
 
+class VocabularyMismatchError(FiresideError, ValueError):
+    """A draft model's vocabulary differs from its target model's, so its drafts cannot be
+    verified token for token."""
+
+
 class QueueFullError(FiresideError, RuntimeError):
     """Every slot is busy and the waiting queue is full; retry after ``retry_after`` s."""
 

@@ -35,6 +35,7 @@ from fireside.chat.tools import ToolLike
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
 from fireside.errors import ClosedError, ContextLengthError
 from fireside.generation.context_room import prompt_fits, reply_limit, reply_reserve
+from fireside.generation.draft import check_vocabulary
 from fireside.generation.engine import CacheStats, Engine
 from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
 from fireside.generation.sampling import SamplingOptions, SamplingParams, build_sampler
@@ -108,6 +109,10 @@ class Model:
             (measured as it runs; see :mod:`fireside.generation.speculative`). ``False``
             turns it off; ``"always"`` drafts whenever a draft is likely to be accepted,
             whatever the measured cost.
+        draft_model: a smaller model with the same vocabulary (a path or catalog name)
+            that drafts instead of prompt lookup (loaded like this one, with its own KV
+            cache of ``n_parallel`` sequences); another vocabulary raises
+            :class:`~fireside.errors.VocabularyMismatchError`.
     """
 
     def __init__(
@@ -128,11 +133,14 @@ class Model:
         n_batch: int = 512,
         n_parallel: int = 1,
         speculative: bool | Literal["always"] = True,
+        draft_model: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
             raise ValueError(f"n_parallel must be a positive integer, got {n_parallel!r}")
         if not (isinstance(speculative, bool) or speculative == "always"):
             raise ValueError(f'speculative must be True, False or "always", got {speculative!r}')
+        if draft_model is not None and not speculative:
+            raise ValueError('draft_model needs speculative=True (or "always")')
         if n_ctx is not None and (not isinstance(n_ctx, int) or n_ctx < 1):
             raise ValueError(f"n_ctx must be a positive integer or None, got {n_ctx!r}")
         threads = check_threads(AUTO if n_threads is None else n_threads)
@@ -161,8 +169,14 @@ class Model:
         self._engine: Engine | None = None
         self._n_parallel = n_parallel
         self._speculative = speculative
+        self._draft: _core.Model | None = None
         try:
             core = self._core
+            if draft_model is not None:
+                self._draft = _core.Model(
+                    resolve_model_path(draft_model, progress=download_progress), **load
+                )
+                check_vocabulary(core, self._draft, draft_name=str(draft_model))
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
             self._n_ctx = n_ctx or default_n_ctx(core.n_ctx_train, kv)
             self._policy = ThreadPolicy(threads)  # the one place that picks the count
@@ -173,6 +187,8 @@ class Model:
             if not embedding:
                 self._engine = self._new_engine()
         except BaseException:
+            if self._draft is not None:
+                self._draft.close()
             self._core.close()
             raise
 
@@ -184,6 +200,7 @@ class Model:
             n_batch=self._n_batch,
             policy=self._policy,
             speculative=self._speculative,
+            draft=self._draft,
         )
 
     # -- properties ------------------------------------------------------------------
@@ -654,6 +671,8 @@ class Model:
             self._engine.close()
         if self._embedder is not None:
             self._embedder.close()
+        if self._draft is not None:
+            self._draft.close()
         self._core.close()
 
     def __enter__(self) -> Self:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fireside.errors import VocabularyMismatchError
 from fireside.generation.results import GenerationResult
 from fireside.generation.speculative import (
     MAX_DRAFT,
@@ -201,3 +202,31 @@ def test_drafts_are_capped_to_the_batches_proved_exact(gemma_path: Path) -> None
     assert same(result, expected)
     assert 1 <= exact <= MAX_DRAFT + 1
     assert result.timings.draft_tokens <= (exact - 1) * len(result.tokens)
+
+
+# -- a draft model -----------------------------------------------------------------------
+
+
+def test_a_draft_model_drafts_and_the_output_is_the_targets(model_path: Path, plain: Model) -> None:
+    """The test model drafts for itself (same vocabulary): nearly every draft is kept, and
+    the output is still exactly plain decoding's."""
+    prompts = [kind[i] for kind in KINDS.values() for i in (0, 7)]
+    with Model(
+        model_path, n_ctx=512, n_threads=1, speculative="always", draft_model=model_path
+    ) as m:
+        for prompt in prompts:
+            expected = plain.generate(prompt, max_tokens=24, temperature=0)
+            result = m.generate(prompt, max_tokens=24, temperature=0)
+            assert same(result, expected), prompt
+        stats = m.stats
+    assert stats.n_draft_tokens > 0
+    assert stats.n_accepted_tokens > stats.n_draft_tokens // 2
+
+
+def test_a_draft_model_with_another_vocabulary_is_refused(
+    model_path: Path, gemma_path: Path
+) -> None:
+    with pytest.raises(VocabularyMismatchError, match="vocabulary is 'spm', the target's 'bpe'"):
+        Model(model_path, n_ctx=256, n_threads=1, draft_model=gemma_path)
+    with pytest.raises(ValueError, match="draft_model needs speculative"):
+        Model(model_path, n_ctx=256, speculative=False, draft_model=model_path)

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fireside.generation.emitter import SequenceEmitter
-from fireside.generation.speculative import DraftPolicy, PromptLookup
+from fireside.generation.speculative import DraftPolicy
 
 if TYPE_CHECKING:
     from fireside import _core
     from fireside.generation.requests import Request
+    from fireside.generation.speculative import Drafter
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -71,7 +72,7 @@ class Slot:
         """Prompt tokens of the running request that were reused from the cache."""
         self.next_token: int | None = None
         """Sampled, to be decoded at the next step."""
-        self.lookup: PromptLookup | None = None
+        self.lookup: Drafter | None = None
         """Drafts for the running request (``None``: it does not speculate)."""
         self.draft_policy: DraftPolicy | None = None
         """How many tokens it drafts (with :attr:`lookup`)."""
@@ -112,10 +113,9 @@ class Slot:
             top_logprobs=request.top_logprobs,
         )
 
-    def speculate(self, limit: int) -> None:
-        """Let the running request draft up to ``limit`` tokens per step (prompt lookup)."""
-        assert self.request is not None
-        self.lookup = PromptLookup(self.request.prompt)
+    def speculate(self, drafter: Drafter, limit: int) -> None:
+        """Let the running request draft up to ``limit`` tokens per step with ``drafter``."""
+        self.lookup = drafter
         self.draft_policy = DraftPolicy(limit)
         self.n_looked_up = 0
 

@@ -33,7 +33,7 @@ propose from the request's acceptance rate and the verification cost
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -51,6 +51,20 @@ NGRAM_MIN = 2
 PROBE_SIZES = (2, 3, 4, 5, 8, 9, 16, 17)
 """Batch sizes :func:`probe_exact` compares with one-token decodes (kernels switch at
 multiples of 4 rows or at powers of two)."""
+
+
+class Drafter(Protocol):
+    """What the engine asks of a request's drafter (:class:`PromptLookup`, or
+    :class:`fireside.generation.draft.ModelDrafter`)."""
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        """Append generated tokens to the history."""
+
+    def tail(self, n: int) -> list[int]:
+        """The last ``n`` tokens of the history (repeated to ``n`` when it is shorter)."""
+
+    def draft(self, limit: int) -> list[int]:
+        """Up to ``limit`` tokens expected after the history."""
 
 
 class PromptLookup:
