@@ -21,7 +21,7 @@ from fireside import _core
 from fireside.defaults import default_n_threads
 from fireside.errors import ClosedError
 from fireside.model_path import LoadedModel, resolve_model_path
-from fireside.placement import pick_devices
+from fireside.placement import gpu_layers, pick_devices
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -64,7 +64,7 @@ class Embedder:
             path = resolve_model_path(model)
             devices, offload = pick_devices(None, [])  # where Model would put its layers
             core = self._owned = _core.Model(
-                path, n_gpu_layers=-1 if offload else 0, devices=devices
+                path, n_gpu_layers=gpu_layers(None, offload), devices=devices
             )
         else:
             raise TypeError(f"model must be a Model, a path or a name, got {type(model).__name__}")

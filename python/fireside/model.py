@@ -54,7 +54,7 @@ from fireside.generation.threads import (
     check_threads,
 )
 from fireside.model_path import resolve_model_path
-from fireside.placement import pick_devices
+from fireside.placement import gpu_layers, pick_devices
 from fireside.rpc import connect, split_endpoints
 
 if TYPE_CHECKING:
@@ -153,8 +153,7 @@ class Model:
         endpoints = split_endpoints(rpc_servers)
         remote = [d.name for d in connect(endpoints)] if endpoints else []
         devices, gpu = pick_devices(device, remote)
-        if n_gpu_layers is None:
-            n_gpu_layers = -1 if gpu else 0
+        n_gpu_layers = gpu_layers(n_gpu_layers, gpu)
         download_progress = progress if isinstance(progress, bool) else True
         self._path = resolve_model_path(model, progress=download_progress)
         load: dict[str, Any] = {"n_gpu_layers": n_gpu_layers, "use_mmap": use_mmap}

@@ -31,6 +31,14 @@ def offloads_by_default() -> bool:
     return bool(local_gpus()) and _core.supports_gpu_offload()
 
 
+def gpu_layers(n_gpu_layers: int | None, offload: bool) -> int:
+    """The layers to offload: ``n_gpu_layers`` as given, else (``None``) every layer when
+    :func:`pick_devices` offloads (``-1``) and none when it does not."""
+    if n_gpu_layers is not None:
+        return n_gpu_layers
+    return -1 if offload else 0
+
+
 def pick_devices(device: str | None, remote: list[str]) -> tuple[list[str], bool]:
     """``(devices for the loader, whether layers are offloaded)`` for ``device`` plus the
     ``remote`` (RPC) device names this model asked for; a ``ValueError`` naming the

@@ -37,6 +37,8 @@ def test_discrete_gpus_first_and_never_a_worker_unasked(monkeypatch: pytest.Monk
     assert placement.pick_devices(None, ["RPC[w]"]) == (["RPC[w]", "GPU0", "GPU1"], True)
     assert placement.pick_devices("cpu", ["RPC[w]"]) == (["RPC[w]"], True)
     assert GPT4All.list_gpus() == ["GPU0", "GPU1"]
+    assert placement.gpu_layers(None, True) == -1 and placement.gpu_layers(None, False) == 0
+    assert placement.gpu_layers(7, False) == 7  # a number is used as given
 
 
 def test_integrated_gpus_when_there_is_no_discrete_one(monkeypatch: pytest.MonkeyPatch) -> None:
