@@ -40,7 +40,7 @@ def live(model_path: Path) -> Iterator[LiveServer]:
         ctx_size=2048,
         n_threads=1,
         max_queue=16,
-        chat_template=source.read_text(encoding="utf-8"),
+        chat_template=str(source),  # a .jinja path, as `fireside serve --chat-template FILE`
     )
     with serve(app) as server:
         yield server
@@ -213,13 +213,16 @@ def test_ollama_think_and_thinking(live: LiveServer) -> None:
     assert "".join(p.message.thinking or "" for p in parts) == reply.message.thinking
     assert "".join(p.message.content or "" for p in parts) == reply.message.content
     off = client.chat(
-        model=live.model_id, messages=QUESTION, think=False, options={"num_predict": 4}
+        model=live.model_id,
+        messages=QUESTION,
+        think=False,
+        options={"temperature": 0, "num_predict": 4},
     )
     assert off.message.thinking is None
     # the thinking of an earlier turn goes back as the assistant's reasoning
     again = client.chat(
         model=live.model_id,
         messages=[*QUESTION, reply.message, {"role": "user", "content": "Another?"}],
-        options={"num_predict": 4},
+        options={"temperature": 0, "num_predict": 4},
     )
     assert json.loads(again.model_dump_json())["done"] is True

@@ -193,6 +193,28 @@ def test_round_trip_call_result_answer(live: LiveServer) -> None:
     assert final.usage.prompt_tokens > first.usage.prompt_tokens + 20
 
 
+def test_auto_without_a_call_is_a_plain_answer(live: LiveServer) -> None:
+    """With tools and tool_choice auto the model may answer in words: then the reply is
+    its text, streamed or not, and no call."""
+    body: dict[str, Any] = {
+        "model": live.model_id,
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "tools": TOOLS,
+        "max_tokens": 24,
+        "temperature": 0,
+    }
+    whole = live.client().chat.completions.create(**body)
+    choice = whole.choices[0]
+    assert choice.message.tool_calls is None and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    pieces = [
+        chunk.choices[0].delta.content or ""
+        for chunk in live.client().chat.completions.create(**body, stream=True)
+        if chunk.choices
+    ]
+    assert "".join(pieces) == choice.message.content
+
+
 def test_parallel_calls_are_indexed(live: LiveServer) -> None:
     reply = live.client().chat.completions.create(
         model=live.model_id,
