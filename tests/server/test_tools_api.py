@@ -281,6 +281,23 @@ def test_responses_function_call_then_output(live: LiveServer) -> None:
     assert second.output_text
     assert second.usage is not None and first.usage is not None
     assert second.usage.input_tokens > first.usage.input_tokens + 20
+    # stateless: the first output passed back as input items is the same conversation
+    output = {"type": "function_call_output", "call_id": call.call_id}
+    third = client.responses.create(
+        model=live.model_id,
+        input=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            *[item.model_dump() for item in first.output],
+            {**output, "output": json.dumps({"city": args["city"], "sky": "sunny"})},
+        ],
+        tools=RESPONSE_TOOLS,  # type: ignore[arg-type]
+        tool_choice="none",
+        max_output_tokens=24,
+        temperature=0,
+        store=False,
+    )
+    assert third.usage is not None and third.usage.input_tokens == second.usage.input_tokens
+    assert third.output_text == second.output_text
 
 
 def test_responses_streamed_call_equals_the_response(live: LiveServer) -> None:
