@@ -413,9 +413,13 @@ class ChatSession:
 
     # -- persistence -----------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the session (history, options, template override) as JSON."""
-        data = {
+    def save(self, path: str | os.PathLike[str], *, kv_cache: bool = True) -> None:
+        """Write the session (history, options, template override) as JSON, and with
+        ``kv_cache`` the KV cache of the conversation beside it (``<path>.kv``; see
+        :mod:`fireside.chat.session_cache`), so :meth:`load` need not evaluate it again."""
+        from fireside.chat import session_cache
+
+        data: dict[str, Any] = {
             "format": _FORMAT,
             "version": _VERSION,
             "model": self.model.name,
@@ -423,11 +427,17 @@ class ChatSession:
             "chat_template": self._template_source,
             "messages": self._history,
         }
+        if kv_cache and self._history:
+            kv = session_cache.save(self.model, path, self._render(self._history)[0])
+            if kv is not None:
+                data["kv"] = kv
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], model: Model) -> ChatSession:
-        """A session restored from :meth:`save`'s file, on ``model``."""
+        """A session restored from :meth:`save`'s file, on ``model``; its saved KV cache
+        is restored when the model file, versions and context settings match (checked;
+        otherwise a warning says why and the next message evaluates the conversation)."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -442,6 +452,11 @@ class ChatSession:
             chat_template=data.get("chat_template"),
         )
         session.history = data.get("messages", [])
+        if "kv" in data and session._history:
+            from fireside.chat import session_cache
+
+            tokens = session._render(session._history)[0]
+            session_cache.load(model, path, data["kv"], tokens)
         return session
 
     def __repr__(self) -> str:

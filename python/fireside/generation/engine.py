@@ -60,10 +60,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -79,7 +80,7 @@ from fireside.generation.context_room import prompt_fits, reply_limit
 from fireside.generation.draft import DraftModel, ModelDrafter
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
-from fireside.generation.slots import Slot
+from fireside.generation.slots import Slot, common_prefix_length
 from fireside.generation.speculative import (
     MAX_DRAFT,
     PROBE_SIZES,
@@ -418,6 +419,74 @@ class Engine:
             with self._cond:
                 self._driving = False
                 self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[None]:
+        """Hold the engine between steps (nobody steps meanwhile)."""
+        with self._cond:
+            while self._driving:
+                self._cond.wait()
+            self._driving = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._driving = False
+                self._cond.notify_all()
+
+    def save_prefix(self, path: str | os.PathLike[str], tokens: Sequence[int]) -> int:
+        """Write the KV cells of the longest prefix of ``tokens`` that an idle slot could
+        reuse (whole prompt chunks only, see "Determinism") to ``path``, as llama.cpp's
+        sequence state file; return its length (0: nothing to save, no file written).
+
+        The slot's cells after that prefix (a reply, a partial chunk: never reused) are
+        removed from its cache first, so the file holds exactly the prefix.
+        """
+        tokens = list(tokens)
+        with self._alone():
+            best, keep = None, 0
+            for slot in self.slots:
+                if slot.busy:
+                    continue
+                n = min(common_prefix_length(slot.cached, tokens), self._exact[slot.seq_id])
+                n -= n % self.chunk
+                if n > keep:
+                    best, keep = slot, n
+            if best is None:
+                return 0
+            if keep < len(best.cached):
+                if not self.ctx.seq_rm(best.seq_id, keep, -1):
+                    return 0  # a cache that cannot be cut
+                del best.cached[keep:]
+            self.ctx.seq_state_save(path, best.seq_id, best.cached)
+            return keep
+
+    def load_prefix(self, path: str | os.PathLike[str], tokens: Sequence[int]) -> int:
+        """Restore a :meth:`save_prefix` file into the idle slot unused the longest, if
+        it holds a prefix of ``tokens`` made of whole prompt chunks; return the tokens
+        restored. Raises ``ValueError`` when llama.cpp cannot read it into this context or
+        it holds other tokens (the slot is then left empty)."""
+        tokens = list(tokens)
+        with self._alone():
+            free = [slot for slot in self.slots if not slot.busy]
+            if not free:
+                return 0
+            slot = min(free, key=lambda s: s.last_used)
+            slot.forget(self.ctx)
+            self._exact[slot.seq_id] = 0
+            try:
+                restored = self.ctx.seq_state_load(path, slot.seq_id)
+                if not restored or len(restored) % self.chunk:
+                    raise ValueError(f"it holds {len(restored)} tokens, not whole chunks")
+                if restored != tokens[: len(restored)]:
+                    raise ValueError("it holds other tokens than the conversation's")
+            except BaseException:
+                slot.forget(self.ctx)
+                raise
+            slot.cached = restored
+            self._exact[slot.seq_id] = len(restored)
+            slot.last_used = time.monotonic()
+            return len(restored)
 
     # -- the scheduler thread ----------------------------------------------------------
 
