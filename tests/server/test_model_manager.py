@@ -56,7 +56,6 @@ def models_store(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
         mp.setenv("HF_HOME", str(root / "hf-home"))
-        mp.setenv("HF_HUB_OFFLINE", "1")
         mp.delenv("FIRESIDE_MODELS_DIR", raising=False)
         config.set_offline(None)
 
@@ -201,7 +200,8 @@ def test_a_keep_alive_timer_unloads_an_idle_model(live: LiveServer) -> None:
     left = (expires - datetime.now(timezone.utc)).total_seconds()
     assert 3000 < left <= 3600
     answer(live, GEMMA, keep_alive="1s")  # the latest request's keep_alive counts
-    wait_until(lambda: loaded(live) == [])
+    wait_until(lambda: httpx.get(live.url + "/api/ps").json()["models"] == [])
+    assert loaded(live) == []  # and /v1/models agrees
 
 
 def test_load_and_unload_without_a_prompt(live: LiveServer) -> None:
