@@ -699,3 +699,101 @@ def test_tools_on_a_template_that_cannot_render_them(server: LiveServer) -> None
         timeout=60,
     )
     assert ok.status_code == 200, ok.text
+
+
+CALL = {"id": "call_a", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "needle"),
+    [
+        ("/v1/chat/completions", {"tools": [{"type": "function", "function": {}}]}, "name"),
+        ("/v1/chat/completions", {"tools": [TOOLS[0], TOOLS[0]]}, "defined twice"),
+        ("/v1/chat/completions", {"tools": TOOLS, "tool_choice": "sometimes"}, "tool_choice"),
+        (
+            "/v1/chat/completions",
+            {"tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "nope",
+        ),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": [
+                    *QUESTION,
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{**CALL, "function": {"name": "add", "arguments": "{oops"}}],
+                    },
+                ]
+            },
+            "not JSON",
+        ),
+        ("/v1/chat/completions", {"reasoning_effort": "extreme"}, "reasoning_effort"),
+        ("/v1/chat/completions", {"tools": TOOLS, "parallel_tool_calls": "maybe"}, "parallel"),
+        ("/v1/responses", {"tools": [{"type": "function"}]}, "name"),
+        (
+            "/v1/responses",
+            {"input": [{"type": "function_call", "call_id": "c", "name": "add"}]},
+            "arguments",
+        ),
+        ("/v1/responses", {"tool_choice": {"type": "file_search"}}, "tool_choice"),
+        (
+            "/v1/messages",
+            {"tools": [{"name": "add", "input_schema": {"type": "object"}, "extra": 1}]},
+            "unknown fields",
+        ),
+        ("/v1/messages", {"tools": [{"name": "add"}]}, "input_schema"),
+        ("/v1/messages", {"tool_choice": {"type": "sometimes"}}, "tool_choice"),
+        (
+            "/v1/messages",
+            {
+                "messages": [
+                    *QUESTION,
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t", "name": "add", "input": [1]}],
+                    },
+                    {"role": "user", "content": "Hi"},
+                ]
+            },
+            "input must be an object",
+        ),
+        (
+            "/v1/messages",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "a"}]}
+                ]
+            },
+            "belongs in an assistant message",
+        ),
+        ("/api/chat", {"tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "name"),
+        ("/api/generate", {"prompt": "Hi", "options": {"tool_choice": "required"}}, "tool_choice"),
+    ],
+)
+def test_bad_tool_requests_name_what_is_wrong(
+    live: LiveServer, path: str, body: dict[str, Any], needle: str
+) -> None:
+    request: dict[str, Any] = {"model": live.model_id, **body}
+    if path == "/v1/responses":
+        request.setdefault("input", "Hi")
+    elif path == "/v1/messages":
+        request.setdefault("max_tokens", 8)
+        request.setdefault("messages", QUESTION)
+    elif path.startswith("/api/"):
+        request.setdefault("stream", False)
+        if path == "/api/chat":
+            request.setdefault("messages", QUESTION)
+    else:
+        request.setdefault("messages", QUESTION)
+    response = httpx.post(live.url + path, json=request, timeout=60)
+    assert response.status_code == 400, response.text
+    data = response.json()
+    if path == "/v1/messages":
+        message = anthropic_error(response)
+    elif path.startswith("/api/"):
+        message = ollama_error(response)
+    else:
+        error = openai_error(response)
+        message = error["message"] + " " + str(error["param"])
+    assert needle.lower() in message.lower(), data
