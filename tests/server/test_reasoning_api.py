@@ -226,3 +226,5 @@ def test_ollama_think_and_thinking(live: LiveServer) -> None:
         options={"temperature": 0, "num_predict": 4},
     )
     assert json.loads(again.model_dump_json())["done"] is True
+    capabilities = client.show(live.model_id).capabilities or []
+    assert "thinking" in capabilities and "tools" not in capabilities

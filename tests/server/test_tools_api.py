@@ -470,6 +470,8 @@ def test_ollama_python_function_as_tool(live: LiveServer) -> None:
         (c.function.name, dict(c.function.arguments)) for c in calls
     ]
     assert parts[-1].done
+    # Ollama's clients look for "tools" among a model's capabilities before sending tools
+    assert "tools" in (client.show(live.model_id).capabilities or [])
 
 
 # -- bad input, in each API's shape --------------------------------------------------------

@@ -32,6 +32,7 @@ from fireside.server.pulls import Pulls, PullState
 from fireside.server.serving import EventStream, parse_body
 
 if TYPE_CHECKING:
+    from fireside.chat.templates import ChatTemplate
     from fireside.hub.catalog import CatalogEntry
     from fireside.server.model_manager import Loaded, ModelManager, Servable
 
@@ -199,6 +200,22 @@ async def ps(request: Request) -> Response:
     return _json(o.RunningList(models=running))
 
 
+def _capabilities(kind: str, template: ChatTemplate | None) -> list[str]:
+    """Ollama's ``capabilities``: ``tools`` when the loaded model's chat template renders
+    tools, ``thinking`` when it has thinking markers (a model not loaded: its kind only)."""
+    if kind == "embedding":
+        return ["embedding"]
+    found = ["completion"]
+    if template is not None:
+        from fireside.chat.reasoning import detect_markers
+
+        if template.capabilities.supports_tools:
+            found.append("tools")
+        if detect_markers(template.source) is not None:
+            found.append("thinking")
+    return found
+
+
 def _show(manager: ModelManager, name: str) -> o.ShowResponse:
     from fireside.hub import show
 
@@ -238,7 +255,7 @@ def _show(manager: ModelManager, name: str) -> o.ShowResponse:
         template=record.service.model.chat_template.source if record is not None else "",
         details=_details(entry, family, gguf.parameters if gguf else None),
         model_info=info,
-        capabilities=["embedding"] if kind == "embedding" else ["completion"],
+        capabilities=_capabilities(kind, record.service.model.chat_template if record else None),
         modified_at=_mtime(details.path),
         license=(gguf.license if gguf else None) or (entry.license if entry else ""),
     )
