@@ -731,6 +731,25 @@ CALL = {"id": "call_a", "type": "function", "function": {"name": "add", "argumen
             "not JSON",
         ),
         ("/v1/chat/completions", {"reasoning_effort": "extreme"}, "reasoning_effort"),
+        (
+            "/v1/chat/completions",
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "pick",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"n": {"type": "integer", "multipleOf": 3}},
+                            },
+                        },
+                    }
+                ],
+                "tool_choice": "required",
+            },
+            "multipleOf",
+        ),
         ("/v1/chat/completions", {"tools": TOOLS, "parallel_tool_calls": "maybe"}, "parallel"),
         ("/v1/responses", {"tools": [{"type": "function"}]}, "name"),
         (
