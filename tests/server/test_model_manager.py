@@ -312,3 +312,71 @@ def test_fireside_ps_without_a_server_is_one_line() -> None:
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: no fireside server at 127.0.0.1:")
+
+
+def test_a_load_waits_for_the_busy_model_it_must_replace(single: LiveServer) -> None:
+    """--max-models 1: a request for another model waits while the loaded one streams,
+    then replaces it; the streaming reply is never cut."""
+    answer(single, SMOL)
+    client = _client(single)
+    stream = client.chat(
+        model=SMOL, messages=MESSAGES, options={"temperature": 0, "num_predict": 48}, stream=True
+    )
+    assert next(stream).done is False
+    finished: dict[str, float] = {}
+
+    def other() -> None:
+        answer(single, GEMMA)
+        finished["gemma"] = time.monotonic()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert loaded(single) == [SMOL]  # still serving the stream: not unloaded for GEMMA
+    parts = list(stream)
+    finished["stream"] = time.monotonic()
+    assert parts[-1].done and parts[-1].done_reason in ("length", "stop")
+    thread.join(120)
+    assert finished["gemma"] > finished["stream"]
+    assert loaded(single) == [GEMMA]
+
+
+def test_a_model_that_fails_to_load_is_a_clear_error(
+    live: LiveServer, models_store: Callable[[], None]
+) -> None:
+    broken = config.models_dir() / "local" / "broken.gguf"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
+    try:
+        before = loaded(live, downloaded=(SMOL, GEMMA, "broken"))
+        reply = httpx.post(
+            live.url + "/v1/chat/completions",
+            json={"model": "broken", "messages": MESSAGES},
+            timeout=60,
+        )
+        assert reply.status_code == 500
+        assert "model 'broken' could not be loaded" in reply.json()["error"]["message"]
+        assert loaded(live, downloaded=(SMOL, GEMMA, "broken")) == before
+    finally:
+        broken.unlink()
+
+
+def test_the_management_routes_need_the_api_key(models_store: Callable[[], None]) -> None:
+    with serve(_app(api_key="sesame"), api_key="sesame") as keyed:
+        for method, path, body in (
+            ("GET", "/fireside/models", None),
+            ("POST", "/fireside/models/unload", {"model": SMOL}),
+            ("GET", "/api/ps", None),
+            ("POST", "/api/generate", {"model": SMOL, "keep_alive": 0}),
+        ):
+            refused = httpx.request(method, keyed.url + path, json=body, timeout=30)
+            assert refused.status_code == 401, (path, refused.text)
+        auth = {"Authorization": "Bearer sesame"}
+        listing = httpx.get(keyed.url + "/fireside/models", headers=auth, timeout=30).json()
+        assert {m["id"] for m in listing["models"]} == {SMOL, GEMMA}
+        assert all(not m["loaded"] for m in listing["models"])
+        smol = next(e for e in listing["catalog"] if e["name"] == SMOL)
+        assert smol["downloaded"] is True and smol["license"] and smol["description"]
+        unloaded = httpx.post(
+            keyed.url + "/fireside/models/unload", json={"model": SMOL}, headers=auth, timeout=30
+        )
+        assert unloaded.json() == {"model": SMOL, "unloaded": False}
