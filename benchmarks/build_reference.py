@@ -3,7 +3,7 @@
 
 The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
 ``llama-completion``, ``llama-batched-bench``, ``llama-embedding`` (LocalDocs
-indexing) and ``llama-server`` (the ``busy`` section; ``--no-server`` skips it),
+indexing), ``llama-lookup`` (the ``speculative`` section) and ``llama-server`` (the ``busy`` section; ``--no-server`` skips it),
 compiled from the same pinned source
 (``vendor/fetch_llama_cpp.py`` resolves it) with the same options that matter for speed
 as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
@@ -26,7 +26,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ("llama-bench", "llama-completion", "llama-batched-bench", "llama-embedding")
+TARGETS = (
+    "llama-bench",
+    "llama-completion",
+    "llama-batched-bench",
+    "llama-embedding",
+    "llama-lookup",  # the speculative section: llama.cpp's prompt-lookup speculation
+)
 SERVER_TARGET = "llama-server"
 DEFAULT_BUILD_DIR = ROOT / "build" / "reference"
 

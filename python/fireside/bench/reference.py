@@ -228,3 +228,37 @@ def run_batched_bench(
     cmd += ["-npp", str(n_prompt), "-ntg", str(n_gen), "-npl", ",".join(map(str, parallel))]
     done = _run(cmd, timeout=600)
     return parse_batched_bench(done.stdout + "\n" + done.stderr)
+
+
+# -- llama-lookup (llama.cpp's prompt-lookup speculation example) ------------------------
+
+_LOOKUP_SPEED = re.compile(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s")
+
+
+def parse_llama_lookup(text: str) -> float:
+    """Tokens per second from llama-lookup's ``decoded N tokens in S seconds`` line."""
+    m = _LOOKUP_SPEED.search(text)
+    if m is None:
+        raise ReferenceError(
+            f"no 'decoded ... speed' line in llama-lookup's output: {text[-800:]!r}"
+        )
+    return float(m.group(3))
+
+
+def run_llama_lookup(
+    bin_dir: Path,
+    model: Path,
+    prompt: str,
+    *,
+    threads: int,
+    n_predict: int,
+    n_ctx: int,
+    n_draft: int = 16,
+) -> float:
+    """One greedy ``llama-lookup`` run (``--ignore-eos``, drafts of up to ``n_draft``);
+    its decode speed in tokens per second."""
+    cmd = [str(bin_dir / "llama-lookup"), "-m", str(model), "-t", str(threads)]
+    cmd += ["-c", str(n_ctx), "-n", str(n_predict), "--ignore-eos", "--temp", "0"]
+    cmd += ["--spec-draft-n-max", str(n_draft), "-p", prompt]
+    done = _run(cmd, timeout=600)
+    return parse_llama_lookup(done.stderr + "\n" + done.stdout)

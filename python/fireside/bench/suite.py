@@ -21,6 +21,7 @@ from typing import Any
 from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
 from fireside.bench.models import run_models
+from fireside.bench.speculative import run_speculative
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
@@ -29,7 +30,7 @@ SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
 """The sections a plain run measures."""
 DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
 """LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
-ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models")
+ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models", "speculative")
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 
 
@@ -70,6 +71,8 @@ class BenchConfig:
     """Real vectors the search collection's stand-in vectors are made from."""
     docs_queries: int = 30
     docs_update_files: int = 5000
+    speculative_tokens: int = 128
+    """Tokens generated per task by the ``speculative`` section."""
 
     @classmethod
     def quick_config(cls, model: Path, threads: int, out: Path, **over: Any) -> BenchConfig:
@@ -91,6 +94,7 @@ class BenchConfig:
             "docs_pool_vectors": 16,
             "docs_queries": 6,
             "docs_update_files": 60,
+            "speculative_tokens": 16,
         }
         settings.update(over)
         return cls(model=model, threads=threads, out=out, **settings)
@@ -211,6 +215,20 @@ MODELS_TARGETS = [
     Target("models.two_vs_alone", "two models at once, share of each alone, summed", ">=", 0.9),
 ]
 """Checked when the ``models`` section (:mod:`fireside.bench.models`) ran."""
+
+SPECULATIVE_TARGETS = [
+    *(
+        Target(
+            f"speculative.{task}.vs_completion",
+            f"speculative: {task} (input-grounded) vs llama-completion",
+            ">=",
+            1.5,
+        )
+        for task in ("answer", "summarize", "rewrite")
+    ),
+    Target("speculative.free.vs_plain", "speculative: free writing vs plain decoding", ">=", 0.97),
+]
+"""Checked when the ``speculative`` section (:mod:`fireside.bench.speculative`) ran."""
 
 
 class Suite:
@@ -555,6 +573,7 @@ class Suite:
             "server": self.run_server,
             "busy": self.run_busy,
             "models": functools.partial(run_models, self),
+            "speculative": functools.partial(run_speculative, self),
             "docs.index": functools.partial(docs.run_index, self),
             "docs.search": functools.partial(docs.run_search, self),
             "docs.update": functools.partial(docs.run_update, self),
@@ -604,6 +623,7 @@ class Suite:
         comparisons += self._busy_comparisons()
         targets = TARGETS + (BUSY_TARGETS if "busy" in cfg.sections else [])
         targets += MODELS_TARGETS if "models" in cfg.sections else []
+        targets += SPECULATIVE_TARGETS if "speculative" in cfg.sections else []
         return {
             "fireside_bench": 1,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
