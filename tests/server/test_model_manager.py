@@ -190,6 +190,20 @@ def test_keep_alive_zero_unloads_right_after_the_reply(live: LiveServer) -> None
     assert loaded(live) == [SMOL]
     assert list(stream)[-1].done
     assert loaded(live) == []
+    # OpenAI's API takes the same field as an extra
+    openai_client = live.client()
+    reply = openai_client.chat.completions.create(
+        model=GEMMA, messages=MESSAGES, max_tokens=4, extra_body={"keep_alive": 0}
+    )
+    assert reply.choices[0].message.content
+    assert loaded(live) == []
+    bad = httpx.post(
+        live.url + "/v1/completions",
+        json={"model": SMOL, "prompt": "Hi", "keep_alive": "soon"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "keep_alive"
+    assert "'soon' is not a duration" in bad.json()["error"]["message"]
 
 
 def test_a_keep_alive_timer_unloads_an_idle_model(live: LiveServer) -> None:

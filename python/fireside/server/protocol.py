@@ -94,6 +94,7 @@ class _GenerationRequest(_Request):
     model: str
     stream: bool = False
     stream_options: StreamOptions | None = None
+    keep_alive: float | str | None = None  # fireside's, as Ollama's: checked by the routes
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = None
     top_p: float | None = None
@@ -215,6 +216,7 @@ class EmbeddingRequest(_Request):
     """``POST /v1/embeddings``."""
 
     model: str
+    keep_alive: float | str | None = None  # fireside's, as Ollama's: checked by the routes
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)

@@ -17,6 +17,7 @@ from fireside.server.auth import require_api_key
 from fireside.server.errors import APIError, bad_request
 from fireside.server.model_lookup import engine_for, manager_of
 from fireside.server.model_manager import ModelManager, Servable
+from fireside.server.ollama_protocol import keep_alive_seconds
 from fireside.server.serving import Service, parse_body
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -30,17 +31,23 @@ class _Named(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str
+    keep_alive: float | str | None = None
 
 
 async def _count(request: Request, endpoint: str, shape: type[BaseModel]) -> Service:
-    """The service of the model the request's body names (loaded if needed)."""
+    """The service of the model the request's body names (loaded if needed), held with the
+    request's ``keep_alive`` (seconds or a duration, as Ollama's) when it gives one."""
     raw = await request.body()
     try:
-        name = _Named.model_validate_json(raw).model
+        named = _Named.model_validate_json(raw)
     except ValidationError:
         await parse_body(request, shape)  # the request's own error, named by its shape
         raise bad_request("model is required.", param="model") from None
-    service = await engine_for(request, name)
+    try:
+        keep_alive = keep_alive_seconds(named.keep_alive)
+    except ValueError as e:
+        raise bad_request(str(e), param="keep_alive") from None
+    service = await engine_for(request, named.model, keep_alive=keep_alive)
     service.engine.metrics.request(endpoint)
     return service
 
