@@ -19,6 +19,7 @@ from typing import Any
 
 import anthropic
 import ollama
+import openai
 import pytest
 from fireside.server import create_app
 
@@ -120,6 +121,16 @@ def test_thinking_switches(live: LiveServer) -> None:
     assert high.choices[0].message.model_extra == on.choices[0].message.model_extra
     assert none.choices[0].message.content == off.choices[0].message.content
     assert none.usage.prompt_tokens == off.usage.prompt_tokens
+    # llama-server's and vLLM's way: the template's own variable
+    kwargs = chat(
+        live, max_tokens=8, extra_body={"chat_template_kwargs": {"enable_thinking": True}}
+    )
+    assert kwargs.usage.prompt_tokens == on.usage.prompt_tokens
+    assert kwargs.choices[0].message.model_extra == on.choices[0].message.model_extra
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(live, max_tokens=8, extra_body={"chat_template_kwargs": {"messages": []}})
+    assert info.value.body["param"] == "chat_template_kwargs"  # type: ignore[index]
+    assert "set by the server" in info.value.body["message"]  # type: ignore[index]
 
 
 def test_responses_reasoning_item(live: LiveServer) -> None:

@@ -10,6 +10,7 @@ an omitted one takes fireside's default, not OpenAI's.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +32,13 @@ MAX_COMPLETION_LOGPROBS = 5
 MAX_LOGIT_BIAS = 1024
 """Entries in one ``logit_bias``."""
 MAX_TOP_K = 2**31 - 1
+MAX_TEMPLATE_KWARGS = 32
+"""Variables one ``chat_template_kwargs`` may set."""
+MAX_TEMPLATE_KWARGS_CHARS = 16_384
+"""The largest ``chat_template_kwargs``, as JSON text."""
+RESERVED_TEMPLATE_VARIABLES = frozenset(
+    {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}
+)
 SAMPLING_FIELDS = (
     "temperature",
     "top_p",
@@ -202,6 +210,30 @@ class ChatCompletionRequest(_GenerationRequest):
     think: bool | None = None
     """fireside's extension: turn a thinking template's ``enable_thinking`` on or off
     (``None``: the template's default)."""
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Extra variables for the chat template (as llama-server and vLLM take them, e.g.
+    ``{"enable_thinking": false}``): at most :data:`MAX_TEMPLATE_KWARGS` names,
+    :data:`MAX_TEMPLATE_KWARGS_CHARS` characters as JSON; the variables the server sets
+    itself (``messages``, ``tools``, ...) cannot be replaced."""
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_kwargs(cls, kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+        if kwargs is None:
+            return None
+        if len(kwargs) > MAX_TEMPLATE_KWARGS:
+            raise ValueError(f"at most {MAX_TEMPLATE_KWARGS} variables are allowed")
+        size = len(json.dumps(kwargs, ensure_ascii=False))
+        if size > MAX_TEMPLATE_KWARGS_CHARS:
+            raise ValueError(
+                f"{size:,} characters as JSON; at most {MAX_TEMPLATE_KWARGS_CHARS:,} are allowed"
+            )
+        for name in kwargs:
+            if not name.isidentifier():
+                raise ValueError(f"{name!r} is not a template variable name")
+            if name in RESERVED_TEMPLATE_VARIABLES:
+                raise ValueError(f"{name!r} is set by the server and cannot be given")
+        return kwargs
 
 
 class CompletionRequest(_GenerationRequest):

@@ -384,6 +384,7 @@ class Service:
                 think=think,
                 reasoning_effort=req.reasoning_effort,
                 reasoning_format=req.reasoning_format or "auto",
+                extra=req.chat_template_kwargs,
             )
         except ToolError as e:  # what is left: the template cannot render the tools
             raise from_exception(e, param="tools") from None
