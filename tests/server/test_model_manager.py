@@ -271,6 +271,10 @@ def test_unknown_models_are_404_naming_close_matches(live: LiveServer) -> None:
     assert error["code"] == "model_not_found" and SMOL in error["message"]
     missing = httpx.get(live.url + "/v1/models/nope-model")
     assert missing.status_code == 404
+    with pytest.raises(ollama.ResponseError) as caught:  # in the catalog, not downloaded
+        _client(live).generate(model="qwen2.5:0.5b", prompt="Hi")
+    assert caught.value.status_code == 404
+    assert "(qwen2.5-0.5b-instruct) is not downloaded" in caught.value.error
 
 
 def test_delete_while_serving_is_refused_then_unloads_and_deletes(

@@ -245,6 +245,17 @@ class ModelManager:
     def not_found(self, name: str, n_listed: int = 6) -> APIError:
         """The 404 for a model this server cannot serve, naming the close matches and
         the models it serves (reads the store: call it in a worker thread)."""
+        from fireside.hub.catalog import get_entry
+
+        entry = get_entry(without_latest(name))
+        if entry is not None:
+            return APIError(
+                404,
+                f"model '{name}' ({entry.name}) is not downloaded: download it with "
+                f"`fireside pull {entry.name}`, /api/pull or the chat page's Models view",
+                param="model",
+                code="model_not_found",
+            )
         matches = ", ".join(f"'{m}'" for m in self.close_matches(name))
         ids = [s.id for s in self.servable()]
         served = ", ".join(f"'{i}'" for i in ids[:n_listed]) or "none yet"
