@@ -309,7 +309,7 @@ class ModelManager:
 
     def _open(self, servable: Servable) -> Loaded:
         """Load ``servable`` and build its service (blocks: a worker thread, or startup)."""
-        from fireside.defaults import kv_bytes_per_token
+        from fireside.defaults import default_n_ctx, kv_bytes_per_token
         from fireside.model import Model
         from fireside.server.engine import Engine
         from fireside.server.serving import Service
@@ -328,8 +328,7 @@ class ModelManager:
         try:
             core = model.core
             kv = kv_bytes_per_token(core.n_layer, core.n_embd, core.n_head, core.n_head_kv)
-            from fireside.defaults import default_n_ctx
-
+            # tokens per slot: as asked, else the default context for the whole KV budget
             n_ctx = config.ctx_size or default_n_ctx(core.n_ctx_train, kv * config.parallel)
             engine = Engine(
                 core,
