@@ -1,7 +1,7 @@
 """Serving the OpenAI endpoints: requests become engine jobs, results become responses.
 
-:class:`Service` (kept on ``app.state.service``) owns the loaded model, the batching
-engine and the embedder. Each handler checks the request, renders and tokenizes the
+:class:`Service` (one per loaded model, kept by the model manager on
+``app.state.models``) owns the loaded model, the batching engine and the embedder. Each handler checks the request, renders and tokenizes the
 prompt, builds the job's sampler, submits the job, and answers either with one JSON body
 or with a Server-Sent Events stream ending in ``data: [DONE]``. A client that goes away
 cancels its job, which frees the slot at the engine's next step.
