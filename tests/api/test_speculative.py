@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fireside.errors import VocabularyMismatchError
+from fireside.generation.draft import check_vocabulary
 from fireside.generation.results import GenerationResult
 from fireside.generation.speculative import (
     MAX_DRAFT,
@@ -230,3 +231,33 @@ def test_a_draft_model_with_another_vocabulary_is_refused(
         Model(model_path, n_ctx=256, n_threads=1, draft_model=gemma_path)
     with pytest.raises(ValueError, match="draft_model needs speculative"):
         Model(model_path, n_ctx=256, speculative=False, draft_model=model_path)
+
+
+class FakeVocab:
+    """The vocabulary attributes check_vocabulary reads."""
+
+    def __init__(self, n_vocab: int, *, odd: int | None = None, vocab_type: str = "bpe") -> None:
+        self.path = f"fake-{n_vocab}.gguf"
+        self.n_vocab = n_vocab
+        self.vocab_type = vocab_type
+        self.bos, self.eos, self.eot = 1, 2, -1
+        self.odd = odd
+
+    def token_text(self, token: int) -> str:
+        return "other" if token == self.odd else f"t{token}"
+
+
+def test_vocabularies_are_compared_by_type_size_specials_and_texts() -> None:
+    target = FakeVocab(50_000)
+    check_vocabulary(target, FakeVocab(50_100))  # type: ignore[arg-type]  # padding differs
+    for draft, why in (
+        (FakeVocab(50_200), "it has 50200 tokens, the target 50000"),
+        (FakeVocab(50_000, vocab_type="spm"), "vocabulary is 'spm'"),
+        (FakeVocab(50_000, odd=97 * (50_000 // 512)), r"token 9409 is 'other' there, 't9409'"),
+    ):
+        with pytest.raises(VocabularyMismatchError, match=why):
+            check_vocabulary(target, draft)  # type: ignore[arg-type]
+    specials = FakeVocab(50_000)
+    specials.eos = 3
+    with pytest.raises(VocabularyMismatchError, match="its eos token differs"):
+        check_vocabulary(target, specials)  # type: ignore[arg-type]

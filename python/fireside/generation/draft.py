@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 
 N_SAMPLE = 512
 """Token ids whose texts are compared (spread over the vocabulary, plus the first 64)."""
+MAX_SIZE_DIFFERENCE = 128
+"""Vocabularies may differ in size by this many (padding) tokens, as llama.cpp allows; a
+drafted token the target does not have ends the draft."""
 
 
 def check_vocabulary(target: _core.Model, draft: _core.Model, *, draft_name: str = "") -> None:
     """Raise :class:`VocabularyMismatchError` unless ``draft`` tokenizes like ``target``:
-    the same vocabulary type and size, special tokens, and token texts (a sample of ids
-    spread over the vocabulary)."""
+    the same vocabulary type, size (within ``MAX_SIZE_DIFFERENCE`` padding tokens),
+    special tokens, and token texts (a sample of the ids both have, spread over them)."""
     name = draft_name or draft.path
 
     def refuse(what: str) -> None:
@@ -38,12 +41,12 @@ def check_vocabulary(target: _core.Model, draft: _core.Model, *, draft_name: str
 
     if draft.vocab_type != target.vocab_type:
         refuse(f"its vocabulary is {draft.vocab_type!r}, the target's {target.vocab_type!r}")
-    if draft.n_vocab != target.n_vocab:
+    if abs(draft.n_vocab - target.n_vocab) > MAX_SIZE_DIFFERENCE:
         refuse(f"it has {draft.n_vocab} tokens, the target {target.n_vocab}")
     for special in ("bos", "eos", "eot"):
         if getattr(draft, special) != getattr(target, special):
             refuse(f"its {special} token differs")
-    n = target.n_vocab
+    n = min(target.n_vocab, draft.n_vocab)
     ids = sorted(set(range(min(64, n))) | set(range(0, n, max(1, n // N_SAMPLE))))
     for token in ids:
         if draft.token_text(token) != target.token_text(token):
@@ -60,6 +63,7 @@ class DraftModel:
         self,
         model: _core.Model,
         *,
+        n_vocab: int,
         n_seq: int,
         n_ctx_seq: int,
         n_batch: int,
@@ -69,6 +73,8 @@ class DraftModel:
         from fireside import _core
 
         self.model = model
+        self.n_vocab = n_vocab
+        """The target's vocabulary size: a drafted id at or above it ends the draft."""
         self.ctx = _core.Context(
             model,
             n_ctx=n_ctx_seq * n_seq,
@@ -117,7 +123,7 @@ class DraftModel:
         greedy = self._greedy
         while True:
             token = greedy.sample(ctx, -1)
-            if self.model.is_eog(token):
+            if token >= self.n_vocab or self.model.is_eog(token):
                 break
             tokens.append(token)
             if len(tokens) >= limit:

@@ -240,6 +240,7 @@ class Engine:
             try:
                 self.draft_model = DraftModel(
                     draft,
+                    n_vocab=model.n_vocab,
                     n_seq=n_seq,
                     n_ctx_seq=self.n_ctx_seq,
                     n_batch=self.n_batch,
