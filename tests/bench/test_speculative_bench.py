@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from fireside.bench.reference import ReferenceError, parse_llama_lookup
 from fireside.bench.speculative import GROUNDED, TASKS
-from fireside.bench.suite import ALL_SECTIONS, SECTIONS, SPECULATIVE_TARGETS, BenchConfig, Suite
+from fireside.bench.suite import (
+    ALL_SECTIONS,
+    RESUME_TARGETS,
+    SECTIONS,
+    SPECULATIVE_TARGETS,
+    BenchConfig,
+    Suite,
+)
 
 LOOKUP_OUTPUT = """
 encoded   97 tokens in    0.210 seconds, speed:  461.905 t/s
@@ -39,3 +46,10 @@ def test_the_section_is_opt_in_with_its_targets(tmp_path: Path) -> None:
     assert not keys & {t["key"] for t in Suite(plain).results({}, {}, time.time())["targets"]}
     asked = BenchConfig(model=Path(os.devnull), threads=1, out=tmp_path, sections=("speculative",))
     assert keys <= {t["key"] for t in Suite(asked).results({}, {}, time.time())["targets"]}
+
+
+def test_resume_is_opt_in_with_its_target(tmp_path: Path) -> None:
+    assert "resume" not in SECTIONS and "resume" in ALL_SECTIONS
+    asked = BenchConfig(model=Path(os.devnull), threads=1, out=tmp_path, sections=("resume",))
+    keys = {t["key"] for t in Suite(asked).results({}, {}, time.time())["targets"]}
+    assert {t.key for t in RESUME_TARGETS} <= keys

@@ -21,6 +21,7 @@ from typing import Any
 from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
 from fireside.bench.models import run_models
+from fireside.bench.resume import run_resume
 from fireside.bench.speculative import run_speculative
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
@@ -30,7 +31,7 @@ SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
 """The sections a plain run measures."""
 DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
 """LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
-ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models", "speculative")
+ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models", "speculative", "resume")
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 
 
@@ -73,6 +74,8 @@ class BenchConfig:
     docs_update_files: int = 5000
     speculative_tokens: int = 128
     """Tokens generated per task by the ``speculative`` section."""
+    resume_tokens: int = 7600
+    """The conversation the ``resume`` section saves and resumes (tokens)."""
 
     @classmethod
     def quick_config(cls, model: Path, threads: int, out: Path, **over: Any) -> BenchConfig:
@@ -95,6 +98,7 @@ class BenchConfig:
             "docs_queries": 6,
             "docs_update_files": 60,
             "speculative_tokens": 16,
+            "resume_tokens": 600,
         }
         settings.update(over)
         return cls(model=model, threads=threads, out=out, **settings)
@@ -228,6 +232,16 @@ SPECULATIVE_TARGETS = [
     ),
     Target("speculative.free.vs_plain", "speculative: free writing vs plain decoding", ">=", 0.97),
 ]
+
+RESUME_TARGETS = [
+    Target(
+        "resume.ttft_vs_reevaluate",
+        "resumed conversation: load + first token vs re-evaluating it",
+        "<=",
+        0.2,
+    ),
+]
+"""Checked when the ``resume`` section (:mod:`fireside.bench.resume`) ran."""
 """Checked when the ``speculative`` section (:mod:`fireside.bench.speculative`) ran."""
 
 
@@ -574,6 +588,7 @@ class Suite:
             "busy": self.run_busy,
             "models": functools.partial(run_models, self),
             "speculative": functools.partial(run_speculative, self),
+            "resume": functools.partial(run_resume, self),
             "docs.index": functools.partial(docs.run_index, self),
             "docs.search": functools.partial(docs.run_search, self),
             "docs.update": functools.partial(docs.run_update, self),
@@ -624,6 +639,7 @@ class Suite:
         targets = TARGETS + (BUSY_TARGETS if "busy" in cfg.sections else [])
         targets += MODELS_TARGETS if "models" in cfg.sections else []
         targets += SPECULATIVE_TARGETS if "speculative" in cfg.sections else []
+        targets += RESUME_TARGETS if "resume" in cfg.sections else []
         return {
             "fireside_bench": 1,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

@@ -1,0 +1,88 @@
+"""The ``resume`` section: time to the first token of a long conversation resumed from a
+saved session (its KV cache restored, :mod:`fireside.chat.session_cache`) against
+evaluating the whole conversation again (asked for by name only).
+
+Each round builds a conversation of about ``resume_tokens`` tokens, sends one message on a
+fresh model (the whole conversation is evaluated: the re-evaluation time), saves the
+session, then, on another fresh model as after a restart, loads it and sends the next
+message. The resumed side's time is ``ChatSession.load`` (reading and checking the cache
+file) plus that message's time to first token. Ratio ``resume.ttft_vs_reevaluate``
+(target <= 0.2); the replies are checked to be those of the uninterrupted session.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fireside.bench.suite import Suite
+    from fireside.model import Model
+
+NEXT = "Which of these did we talk about first?"
+
+
+def conversation(model: Model, n_tokens: int) -> list[dict[str, str]]:
+    """A system prompt and exchanges about numbered places, about ``n_tokens`` long (the
+    tokens of the messages' text; the template's markers add a few per message)."""
+    messages = [{"role": "system", "content": "You are a patient guide to an old town."}]
+    i = 0
+    while model.count_tokens(str(messages)) < n_tokens:
+        i += 1
+        messages.append({"role": "user", "content": f"Tell me about place number {i}."})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"Place number {i} is a small square with a fountain and {i % 7 + 2} "
+                "old trees. People meet there in the evening, and on market days the stalls "
+                "sell bread, cheese and flowers. ",
+            }
+        )
+    return messages
+
+
+def run_resume(suite: Suite) -> None:
+    from fireside.chat.session import ChatSession
+    from fireside.model import Model
+
+    cfg = suite.config
+    settings: dict[str, Any] = {"n_ctx": cfg.resume_tokens + 512, "n_threads": cfg.threads}
+    full = suite.fig("resume.reevaluate_s", "s", higher_is_better=False)
+    resumed = suite.fig("resume.resumed_s", "s", higher_is_better=False)
+    length = suite.fig("resume.conversation_tokens", "tokens")
+    same = True
+
+    def measure() -> Callable[[], None]:
+        nonlocal same
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = Path(tmp) / "chat.json"
+            with Model(cfg.model, **settings) as model:
+                session = model.chat_session()
+                session.history = conversation(model, cfg.resume_tokens)
+                first = session.send(NEXT, max_tokens=8, temperature=0)
+                t_full = first.timings.time_to_first_token_ms / 1000.0
+                n_tokens = first.usage.prompt_tokens
+                session.save(saved)
+                expected = session.send("And after that?", max_tokens=8, temperature=0)
+            with Model(cfg.model, **settings) as model:
+                t0 = time.perf_counter()
+                restored = ChatSession.load(saved, model)
+                t_load = time.perf_counter() - t0
+                reply = restored.send("And after that?", max_tokens=8, temperature=0)
+                t_resumed = t_load + reply.timings.time_to_first_token_ms / 1000.0
+                same = same and reply.tokens == expected.tokens
+
+        def commit() -> None:
+            full.add(t_full)
+            resumed.add(t_resumed)
+            length.add(n_tokens)
+
+        return commit
+
+    for i in suite.rounds():
+        suite.gated(i, "resume", measure)
+    suite.fig("resume.identical", "bool").add(1.0 if same else 0.0)
+    suite.compare("resume.ttft_vs_reevaluate", resumed, full)
