@@ -15,6 +15,7 @@ from fireside.generation import engine as generation
 from fireside.generation.threads import AUTO, ThreadPolicy, ThreadSetting
 from fireside.server.jobs import Job, Outbox
 from fireside.server.metrics import Metrics
+from fireside.server.turns import StepTurns
 
 if TYPE_CHECKING:
     from fireside import _core
@@ -38,6 +39,8 @@ class Engine(generation.Engine):
         max_queue: jobs that may wait for a slot; more are refused with
             :class:`QueueFullError`.
         metrics: where to count (a new :class:`Metrics` by default).
+        turns: shared by the engines of one server, so that their steps take turns
+            (:mod:`fireside.server.turns`); ``None``: this engine steps on its own.
     """
 
     def __init__(
@@ -51,7 +54,9 @@ class Engine(generation.Engine):
         max_queue: int = 64,
         metrics: Metrics | None = None,
         thread_policy: ThreadPolicy | None = None,
+        turns: StepTurns | None = None,
     ) -> None:
+        self._turns = turns
         if thread_policy is None:
             # generation steps are multi-token batches: llama.cpp runs them on the batch count
             thread_policy = ThreadPolicy(n_threads, batched=True)
@@ -68,6 +73,14 @@ class Engine(generation.Engine):
             observer=self.metrics,
             on_step=self._outbox.flush,
         )
+
+    def step(self) -> None:
+        """One step, in turn with the server's other engines (see :mod:`.turns`)."""
+        if self._turns is None:
+            super().step()
+            return
+        with self._turns:
+            super().step()
 
     def submit(self, request: Request) -> None:
         """Queue a job (see :meth:`fireside.generation.engine.Engine.submit`); ``max_tokens``

@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fireside.errors import FiresideError
 from fireside.server.errors import APIError
 from fireside.server.model_memory import OVERHEAD, estimate
+from fireside.server.turns import StepTurns, turns_width
 
 if TYPE_CHECKING:
     from fireside.hub.catalog import CatalogEntry
@@ -159,6 +160,10 @@ class ModelManager:
         self._given: list[Servable] = []
         self._started = False
         self.n_loads = 0  # models loaded since the start (a counter for tests and metrics)
+        from fireside.defaults import default_n_threads
+
+        # the engines' steps take turns: two models never run more threads than cores
+        self.turns = StepTurns(turns_width(config.n_threads, default_n_threads()))
         try:
             for i, model in enumerate(given):
                 servable = self._given_servable(model, config.model_id if i == 0 else None)
@@ -338,6 +343,7 @@ class ModelManager:
                 n_threads=config.n_threads or "auto",
                 max_queue=config.max_queue,
                 metrics=self.metrics,
+                turns=self.turns,
             )
             service = Service(
                 model,
