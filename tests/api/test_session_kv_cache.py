@@ -168,3 +168,8 @@ def test_the_valid_copy_restores(
         reply = restored.send(NEXT, max_tokens=8, temperature=0)
         assert reply.tokens == expected
         assert model.stats.last_prompt_tokens_reused >= 256
+        plain = tmp_path / "plain.json"
+        restored.save(plain, kv_cache=False)
+        assert "kv" not in json.loads(plain.read_text(encoding="utf-8"))
+        assert not kv_path(plain).exists()
+        assert not list(tmp_path.glob("*.part"))

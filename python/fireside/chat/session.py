@@ -418,6 +418,7 @@ class ChatSession:
         ``kv_cache`` the KV cache of the conversation beside it (``<path>.kv``; see
         :mod:`fireside.chat.session_cache`), so :meth:`load` need not evaluate it again."""
         from fireside.chat import session_cache
+        from fireside.errors import FiresideError
 
         data: dict[str, Any] = {
             "format": _FORMAT,
@@ -428,7 +429,11 @@ class ChatSession:
             "messages": self._history,
         }
         if kv_cache and self._history:
-            kv = session_cache.save(self.model, path, self._render(self._history)[0])
+            try:
+                kv = session_cache.save(self.model, path, self._render(self._history)[0])
+            except (FiresideError, OSError) as e:  # the history is still saved
+                warnings.warn(f"the KV cache was not saved: {e}", UserWarning, stacklevel=2)
+                kv = None
             if kv is not None:
                 data["kv"] = kv
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")

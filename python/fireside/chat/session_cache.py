@@ -85,11 +85,14 @@ def save(
     what the session's JSON records about them (``None``: nothing cached to save)."""
     target = kv_path(path)
     partial = target.with_name(target.name + ".part")
-    n = model._generation_engine().save_prefix(partial, tokens)
-    if n == 0:
-        target.unlink(missing_ok=True)
-        return None
-    os.replace(partial, target)
+    try:
+        n = model._generation_engine().save_prefix(partial, tokens)
+        if n == 0:
+            target.unlink(missing_ok=True)
+            return None
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     return {
         "file": target.name,
         "size": target.stat().st_size,
