@@ -41,6 +41,18 @@ OBSERVE_PROGRESS = """
 """
 
 
+# Every state the model badge in the header goes through.
+OBSERVE_BADGE = """
+() => {
+  const badge = document.getElementById("model-badge");
+  window.__badge = [badge.dataset.state];
+  new MutationObserver(() => window.__badge.push(badge.dataset.state)).observe(badge, {
+    attributes: true, attributeFilter: ["data-state"],
+  });
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[FakeHub]:
     """An empty model store and a fake Hub serving the test model as the catalog's file."""
@@ -183,3 +195,12 @@ def test_first_run_download_chat_switch_delete(
     served_row(page, GEMMA).locator("[data-action=unload]").click()
     page.wait_for_selector(f'#served-models [data-model="{GEMMA}"][data-loaded=false]')
     assert live.app.state.models.loaded() == []
+
+    # a reply from a model that is not in memory: the header says it is loading first
+    page.click("#models-close")
+    page.evaluate(OBSERVE_BADGE)
+    send(page, "Name a tree.")
+    wait_idle(page)
+    page.wait_for_selector("#model-badge[data-state=loaded]")
+    assert "loading" in page.evaluate("window.__badge")
+    assert {m.service.model_id for m in live.app.state.models.loaded()} == {GEMMA}

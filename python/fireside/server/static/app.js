@@ -275,6 +275,20 @@ const modelsView = initModels({
   },
 });
 
+/** The header says "loading…" while a model not in memory is loaded for a reply. */
+function markLoading(model) {
+  if (state.models.includes(model) && !state.loaded.has(model)) {
+    state.loading = model;
+    renderHeader();
+  }
+}
+
+function modelReady(model) {
+  state.loaded.add(model);
+  if (state.loading === model) state.loading = null;
+  renderHeader();
+}
+
 /** Choose `id` for the active conversation; a model not in memory is loaded now, with the
  * header saying so (a loaded one is switched to at once). */
 async function useModel(id) {
@@ -866,8 +880,10 @@ async function generate(conversation) {
   let usage = null;
   let finish = null;
   let failure = null;
+  markLoading(model); // the server loads a model not in memory before it answers
   try {
     for await (const chunk of streamChat(body, { apiKey: state.apiKey, signal: controller.signal })) {
+      if (state.loading === model) modelReady(model);
       if (chunk.usage) usage = chunk.usage;
       const choice = chunk.choices && chunk.choices[0];
       if (!choice) continue;
@@ -893,6 +909,10 @@ async function generate(conversation) {
   } catch (err) {
     if (err && err.name === "AbortError") finish = "stopped";
     else failure = err;
+  }
+  if (state.loading === model) {
+    state.loading = null;
+    renderHeader();
   }
 
   const stats = { model, finish, usage: Boolean(usage) };
