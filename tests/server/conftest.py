@@ -99,6 +99,16 @@ class _Server(uvicorn.Server):
             self.startup_over.set()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_model_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Servers serve every downloaded model (fireside.server.model_manager): these tests
+    see an empty model store, not this machine's (tests that need one set their own)."""
+    store = tmp_path_factory.mktemp("empty-model-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIRESIDE_MODELS_DIR", str(store))
+        yield store
+
+
 @contextmanager
 def serve(app: Any, api_key: str | None = None) -> Iterator[LiveServer]:
     """Run ``app`` on a free loopback port until the block ends, the way ``fireside serve``

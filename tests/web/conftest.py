@@ -70,6 +70,16 @@ def start_server(model_path: Path, **options: Any) -> LiveServer:
     return LiveServer(url=url, model_id=model_id, _server=server, _thread=thread)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_model_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Servers serve every downloaded model (fireside.server.model_manager): these tests
+    see an empty model store, not this machine's (tests that need one set their own)."""
+    store = tmp_path_factory.mktemp("empty-model-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIRESIDE_MODELS_DIR", str(store))
+        yield store
+
+
 @pytest.fixture(scope="session")
 def live_server(model_path: Path) -> Iterator[LiveServer]:
     """One real server for the whole browser session."""
