@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from fireside.generation.results import OPENAI_FINISH_REASON
 from fireside.model import Model
+from fireside.server import ServerConfig, create_app
 
 from ..speculative_corpus import KINDS
-from .conftest import PARALLEL, LiveServer
+from .conftest import PARALLEL, SLOT_CTX, LiveServer, serve
 
 N_TOKENS = 24
 
@@ -63,3 +64,18 @@ def test_eight_streams_give_the_plain_greedy_output(server: LiveServer, plain: M
     assert accepted > 50  # the quoting prompts' drafts were kept
     assert drafted >= accepted
     assert engine.stats.n_sequences_max > 1  # the streams really shared steps
+
+
+def test_speculation_can_be_turned_off(model_path: Path) -> None:
+    app = create_app(model_path, parallel=2, ctx_size=SLOT_CTX, n_threads=1, speculative=False)
+    with serve(app) as live:
+        engine = live.app.state.service.engine
+        assert engine.speculative is False
+        engine.verify_cost.pin(0.0)  # would draft all it can, were it on
+        text, _ = completion(live, KINDS["quoting"][0])
+        assert text
+        values = live.wait_idle()
+        assert values["fireside_draft_tokens_total"] == 0
+        assert engine.stats.exact_batch == 0  # never even probed
+    with pytest.raises(TypeError, match="speculative must be True or False"):
+        ServerConfig(speculative="yes")  # type: ignore[arg-type]

@@ -158,6 +158,13 @@ def serve(
             '"docs" in chat completions). Nothing is ever indexed over HTTP.',
         ),
     ] = None,
+    speculative: Annotated[
+        bool,
+        typer.Option(
+            "--speculative/--no-speculative",
+            help="Draft tokens ahead by prompt lookup when it pays (the output is the same).",
+        ),
+    ] = True,
 ) -> None:
     """Serve models over OpenAI's HTTP API (/v1) and Ollama's (/api), with a chat page at /.
 
@@ -244,6 +251,7 @@ def serve(
                 memory_budget=budget,
                 keep_alive=seconds,
                 chat_template=chat_template,
+                speculative=speculative,
             )
             app = create_app(given, config)
             loaded = app.state.models.services()

@@ -51,6 +51,8 @@ class ServerConfig:
             estimated); ``None``: the memory free when the server starts.
         keep_alive: seconds an idle model stays loaded (0: unloaded after each reply;
             negative: until the server stops); a request's ``keep_alive`` overrides it.
+        speculative: speculative decoding by prompt lookup in every slot (the output is
+            the same either way; see :mod:`fireside.generation.speculative`).
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -72,6 +74,7 @@ class ServerConfig:
     max_models: int = 3
     memory_budget: int | None = None
     keep_alive: float = 300.0
+    speculative: bool = True
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
@@ -94,6 +97,8 @@ class ServerConfig:
         positive("memory_budget", self.memory_budget, optional=True)
         if isinstance(self.keep_alive, bool) or not isinstance(self.keep_alive, (int, float)):
             raise TypeError(f"keep_alive must be a number of seconds, got {self.keep_alive!r}")
+        if not isinstance(self.speculative, bool):
+            raise TypeError(f"speculative must be True or False, got {self.speculative!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise ValueError("api_key must be a non-empty string or None")
         if self.model_id is not None and (not isinstance(self.model_id, str) or not self.model_id):

@@ -41,6 +41,8 @@ class Engine(generation.Engine):
         metrics: where to count (a new :class:`Metrics` by default).
         turns: shared by the engines of one server, so that their steps take turns
             (:mod:`fireside.server.turns`); ``None``: this engine steps on its own.
+        speculative: speculative decoding in every slot (see
+            :class:`fireside.generation.engine.Engine`).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Engine(generation.Engine):
         metrics: Metrics | None = None,
         thread_policy: ThreadPolicy | None = None,
         turns: StepTurns | None = None,
+        speculative: bool = True,
     ) -> None:
         self._turns = turns
         if thread_policy is None:
@@ -72,6 +75,7 @@ class Engine(generation.Engine):
             max_queue=max_queue,
             observer=self.metrics,
             on_step=self._outbox.flush,
+            speculative=speculative,
         )
 
     def step(self) -> None:

@@ -344,6 +344,7 @@ class ModelManager:
                 max_queue=config.max_queue,
                 metrics=self.metrics,
                 turns=self.turns,
+                speculative=config.speculative,
             )
             service = Service(
                 model,
