@@ -15,7 +15,7 @@ Why the output does not change:
   rejected draft is never shown to the sampler. The draft only decides how many positions
   are evaluated in one decode;
 * the logits at each position must be the same bits as a one-token decode gives. On the
-  CPU backend that holds for short batches of one sequence (measured: up to 63 tokens for
+  CPU backend that holds for short batches of one sequence (measured: 48 tokens and fewer for
   SmolLM2 Q4_1), but some weight types use another kernel for batches of 4 rows or more
   (Q4_K on x86: 4-row tiles). So before a verification longer than any so far an
   engine runs :func:`probe_exact` for the next sizes of ``PROBE_SIZES``, and drafts are
