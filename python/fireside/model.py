@@ -603,7 +603,7 @@ class Model:
             logprobs=logprobs,
             truncate=truncate,
         )
-        reply = ChatStream(gen, plan)
+        reply = ChatStream(gen, plan, stream_calls=stream)
         if stream:
             return chat_chunks(reply, self.name)
         return chat_completion(reply.drain(), self.name)

@@ -137,13 +137,20 @@ def test_streamed_deltas_reassemble_to_the_same_call(live: LiveServer) -> None:
     }
     whole = live.client().chat.completions.create(**body)
     stream = live.client().chat.completions.create(**body, stream=True)
-    deltas, finish, content = [], None, []
+    deltas, finish, content, chunks_with_calls = [], None, [], 0
     for chunk in stream:
         choice = chunk.choices[0]
+        chunks_with_calls += bool(choice.delta.tool_calls)
         for call in choice.delta.tool_calls or []:
             deltas.append(call.model_dump(exclude_none=True))
         content.append(choice.delta.content or "")
         finish = choice.finish_reason or finish
+    # OpenAI's way: the call's id and name first, then its arguments in pieces
+    assert chunks_with_calls > 1
+    first = deltas[0]
+    assert first["id"].startswith("call_") and first["function"]["name"]
+    later = [d for d in deltas[1:] if d["index"] == first["index"]]
+    assert len(later) > 1 and all("id" not in d and "name" not in d["function"] for d in later)
     streamed = merge_deltas(deltas)
     expected = [c.model_dump() for c in whole.choices[0].message.tool_calls or []]
     assert streamed, "the stream carried no tool calls"

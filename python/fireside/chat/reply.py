@@ -26,7 +26,8 @@ The API, in full::
     plan.sampling_options(sampling, json_schema=None)  # sampling with the grammar
                          # set (ValueError if the caller brought a grammar too)
 
-    reader = plan.reader()           # one per generation
+    reader = plan.reader()           # one per generation (stream_calls=True: calls
+                                     # in pieces, OpenAI stream style)
     delta = reader.feed(piece)       # ReplyDelta(content, reasoning, tool_calls)
     last = reader.finish()           # ReplyDelta: what was held back, and the calls
     reply = reader.reply             # ChatReply, set by finish()
@@ -41,9 +42,15 @@ The API, in full::
     reply.message()      # the assistant message for the history (calls included)
 
 ``ReplyDelta.tool_calls`` are OpenAI's streaming deltas (``{"index", "id", "type",
-"function": {"name", "arguments"}}``); calls arrive whole, in :meth:`ReplyReader.finish`
-(:func:`~fireside.chat.tool_calls.merge_deltas` puts deltas back together). The deltas'
-``content`` and ``reasoning`` concatenated equal ``reply.content`` and ``reply.reasoning``.
+"function": {"name", "arguments"}}``). With ``plan.reader(stream_calls=True)``, in the
+families of :data:`~fireside.chat.tool_calls.STREAMED_FAMILIES` (Hermes/Qwen
+``<tool_call>``), a call to a known function starts with its ``id`` and ``name`` as soon
+as the name is written and its ``arguments`` follow in pieces (a reply cut off inside
+such a call keeps it, with the arguments written so far, as OpenAI's stream does; see
+:class:`~fireside.chat.tool_calls.ToolCallStream`); otherwise calls arrive whole, in
+:meth:`ReplyReader.finish`. :func:`~fireside.chat.tool_calls.merge_deltas` of all the
+deltas equals ``reply.tool_calls``; the deltas' ``content`` and ``reasoning``
+concatenated equal ``reply.content`` and ``reply.reasoning``.
 
 Rules:
 
@@ -189,9 +196,10 @@ class ChatPlan:
     def _choice_label(self) -> str:
         return repr(self.tool_choice.name) if self.tool_choice.name else "'required'"
 
-    def reader(self) -> ReplyReader:
-        """A reader for one generation's text, piece by piece."""
-        return ReplyReader(self)
+    def reader(self, *, stream_calls: bool = False) -> ReplyReader:
+        """A reader for one generation's text, piece by piece; ``stream_calls`` streams
+        Hermes/Qwen calls in pieces (see the module docs)."""
+        return ReplyReader(self, stream_calls=stream_calls)
 
     def parse(self, text: str) -> ChatReply:
         """The :class:`ChatReply` for a finished reply's whole text."""
@@ -206,14 +214,19 @@ class ReplyReader:
     """Splits a streaming reply into reasoning, content and tool calls (see the module
     docs); :meth:`feed` holds back text that may be a marker until it is decided."""
 
-    def __init__(self, plan: ChatPlan) -> None:
+    def __init__(self, plan: ChatPlan, *, stream_calls: bool = False) -> None:
         self.plan = plan
         self.reply: ChatReply | None = None
         """The whole reply, once :meth:`finish` ran."""
         self._splitter = ReasoningSplitter(
             plan.markers, started=plan.thinking_started, reasoning_format=plan.reasoning_format
         )
-        self._calls = ToolCallStream(plan.family, tools=plan.tools) if plan.parses_calls else None
+        self._calls = None
+        if plan.parses_calls:
+            limit = None if plan.parallel_tool_calls else 1
+            self._calls = ToolCallStream(
+                plan.family, tools=plan.tools, max_calls=limit, stream_calls=stream_calls
+            )
         self._content: list[str] = []
         self._reasoning: list[str] = []
 
@@ -230,28 +243,27 @@ class ReplyReader:
             raise RuntimeError("this reply has been finished")
         split = self._splitter.finish()
         delta = self._delta(split.reasoning, split.content)
+        tool_calls: list[dict[str, Any]] = []
         if self._calls is not None:
             last = self._calls.finish()
             delta.content += last.content
             self._content.append(last.content)
-            calls = last.tool_calls
-            if not self.plan.parallel_tool_calls:
-                calls = calls[:1]
-            delta.tool_calls = calls
-        tool_calls = [
-            {"id": c["id"], "type": "function", "function": dict(c["function"])}
-            for c in delta.tool_calls
-        ]
+            assert self._calls.result is not None
+            limit = None if self.plan.parallel_tool_calls else 1
+            delta.tool_calls += [c for c in last.tool_calls if limit is None or c["index"] < limit]
+            tool_calls = [c.to_openai() for c in self._calls.result.tool_calls[:limit]]
         reasoning = "".join(self._reasoning) if self._splitter.saw_reasoning else None
         self.reply = ChatReply("".join(self._content), reasoning, tool_calls)
         return delta
 
     def _delta(self, reasoning: str, content: str) -> ReplyDelta:
+        calls: list[dict[str, Any]] = []
         if self._calls is not None and content:
-            content = self._calls.feed(content).content
+            part = self._calls.feed(content)
+            content, calls = part.content, part.tool_calls
         self._reasoning.append(reasoning)
         self._content.append(content)
-        return ReplyDelta(content=content, reasoning=reasoning)
+        return ReplyDelta(content=content, reasoning=reasoning, tool_calls=calls)
 
 
 def plan_chat(

@@ -4,7 +4,8 @@
 and reads it through a :class:`~fireside.chat.reply.ReplyReader`. Iterating it yields the
 answer's text only (thinking and call markup are held back and split off);
 :meth:`ChatStream.deltas` yields every :class:`~fireside.chat.reply.ReplyDelta` (answer,
-reasoning and tool-call deltas). When it ends, :attr:`ChatStream.result` is the
+reasoning and tool-call deltas; with ``stream_calls``, Hermes/Qwen calls in pieces as
+:meth:`~fireside.chat.reply.ChatPlan.reader` says). When it ends, :attr:`ChatStream.result` is the
 generation's result whose ``text`` is the answer, with ``reasoning`` and ``tool_calls``.
 A stream that is broken off or cancelled ends with what was generated so far.
 """
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
 class ChatStream(Iterator[str]):
     """The answer text of a chat reply, chunk by chunk (see the module docs)."""
 
-    def __init__(self, gen: GenerationStream, plan: ChatPlan) -> None:
+    def __init__(
+        self, gen: GenerationStream, plan: ChatPlan, *, stream_calls: bool = False
+    ) -> None:
         self._gen = gen
         self.plan = plan
-        self._reader = plan.reader()
+        self._reader = plan.reader(stream_calls=stream_calls)
         self._result: GenerationResult | None = None
         self._callbacks: list[Callable[[GenerationResult], object]] = []
         self._events = self._run()

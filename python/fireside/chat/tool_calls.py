@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fireside.chat.json_echo import JsonEcho
 from fireside.chat.tools import ToolChoice, find_tool, tool_names
 from fireside.errors import ToolError
 from fireside.generation.json_schema import json_schema_to_grammar
@@ -462,6 +463,9 @@ _AT_START: dict[str, tuple[str, ...]] = {
     "generic": ("{", "[", "```"),
 }
 _V32_HEADERS = (">>>all\n", "all\n")
+STREAMED_FAMILIES: tuple[Family, ...] = ("hermes",)
+"""The families whose calls stream in pieces (name, then arguments) as they are written;
+the others' calls come whole at the end (see :class:`ToolCallStream`)."""
 
 
 @dataclass
@@ -481,6 +485,22 @@ class ToolCallStream:
     shows it is not one). :meth:`finish` parses the whole reply, emits the rest of the
     content and every call, and sets :attr:`result`, which equals
     :func:`parse_tool_calls` of the whole text.
+
+    With ``stream_calls``, calls in the families of :data:`STREAMED_FAMILIES` (``hermes``)
+    stream while they are written, when ``tools`` are given: a ``<tool_call>`` whose ``"name"`` is complete and
+    one of ``tools``, followed by ``"arguments": {``, is sent at once as a delta with its
+    ``index``, ``id``, ``type`` and ``function.name`` (``arguments`` ``""``), then its
+    arguments in pieces, re-written as they are certain in the form the finished parse
+    gives (:class:`~fireside.chat.json_echo.JsonEcho`); at most ``max_calls`` are
+    streamed. A call that does not start that way (another key first, arguments as a
+    string, an unknown name) and every call after it are sent whole by :meth:`finish`.
+    Once a call has been streamed it is part of the result: when the reply ends inside
+    it (``max_tokens``, a stop string) or its block turns out malformed, the result keeps
+    the streamed calls as they were sent (arguments cut where they stopped) with the
+    content sent before them, so the deltas always add up to :attr:`result` (which then
+    differs from :func:`parse_tool_calls`, as OpenAI's stream of a cut call does: its
+    arguments may not be JSON). Without ``stream_calls`` (the default) calls come whole and
+    :attr:`result` is always the one-shot parse.
     """
 
     def __init__(
@@ -489,12 +509,19 @@ class ToolCallStream:
         *,
         tools: Sequence[Mapping[str, Any]] | None = None,
         make_id: Callable[[], str] | None = None,
+        max_calls: int | None = None,
+        stream_calls: bool = False,
     ) -> None:
         _check_family(family)
         self.family = family
         self.tools = tools
         self.make_id = make_id
+        self.max_calls = max_calls
         self.result: ParsedReply | None = None
+        self._live: list[_LiveCall] = []  # the calls streamed so far
+        self._scan = -1  # where the next streamed call's tag is looked for (-1: not yet)
+        self._streams = stream_calls and family in STREAMED_FAMILIES and tools is not None
+        self._known = set(tool_names(tools)) if tools is not None else set()
         self._text = ""
         self._emitted = ""  # content sent so far: always a prefix of the final content
         self._pos = 0  # where the next content to send starts in _text
@@ -512,7 +539,7 @@ class ToolCallStream:
             raise RuntimeError("this ToolCallStream has finished")
         self._text += piece
         if self._held:
-            return ToolCallDelta()
+            return ToolCallDelta(tool_calls=self._stream_calls())
         if not self._started:
             header = next((h for h in _V32_HEADERS if self._text.startswith(h)), None)
             if header is None:
@@ -521,7 +548,8 @@ class ToolCallStream:
                 self._held = True  # a call or an answer without its header: parse at the end
                 return ToolCallDelta()
             self._started, self._pos = True, len(header)
-        return ToolCallDelta(content=self._release())
+        content = self._release()
+        return ToolCallDelta(content, self._stream_calls() if self._held else [])
 
     def _release(self) -> str:
         text, pos = self._text, self._pos
@@ -545,6 +573,7 @@ class ToolCallStream:
             limit = min(limit, _partial_suffix(text, marker, pos))
         if complete:
             self._held = True
+            self._scan = limit
         ready = text[pos:limit]
         keep = len(ready) - len(ready.rstrip())
         ready = ready[: len(ready) - keep]
@@ -552,11 +581,66 @@ class ToolCallStream:
         self._emitted += ready
         return ready
 
+    def _stream_calls(self) -> list[dict[str, Any]]:
+        """Deltas of the calls being written (see the class docs)."""
+        if not self._streams or self._scan < 0:
+            return []
+        deltas: list[dict[str, Any]] = []
+        text = self._text
+        while True:
+            live = self._live[-1] if self._live else None
+            if live is not None and not live.echo.done:
+                piece = live.echo.feed(text[live.fed :])
+                live.fed = len(text)
+                if piece:
+                    live.arguments += piece
+                    deltas.append({"index": live.index, "function": {"arguments": piece}})
+                if live.echo.failed:
+                    self._streams = False
+                    return deltas
+                if not live.echo.done:
+                    return deltas
+                self._scan = live.start + live.echo.end
+            found = text.find("<tool_call>", self._scan)
+            if found < 0:
+                return deltas
+            if self.max_calls is not None and len(self._live) >= self.max_calls:
+                self._streams = False
+                return deltas
+            head = _hermes_head(text, found + len("<tool_call>"))
+            if head is None:
+                return deltas  # not decided yet
+            if head is False or head[0] not in self._known:
+                self._streams = False  # this call and the ones after it come whole
+                return deltas
+            name, start = head
+            call = _LiveCall(len(self._live), (self.make_id or _id_for(self.family))(), name)
+            call.start = call.fed = start
+            self._live.append(call)
+            deltas.append(
+                {
+                    "index": call.index,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+            )
+
     def finish(self) -> ToolCallDelta:
         """The end of the reply: the rest of the content and all the calls."""
         if self.result is not None:
             raise RuntimeError("this ToolCallStream has finished")
         result = parse_tool_calls(self._text, self.family, tools=self.tools, make_id=self.make_id)
+        live = self._live
+        streamed = [ToolCall(c.id, c.name, c.arguments) for c in live]
+        agrees = len(result.tool_calls) >= len(live) and all(
+            c.echo.done and (got.name, got.arguments) == (c.name, c.arguments)
+            for c, got in zip(live, result.tool_calls, strict=False)
+        )
+        if not agrees:  # cut off or malformed after it began: the streamed calls stand
+            result = ParsedReply(self._emitted, streamed)
+        elif live:
+            result = ParsedReply(result.content, streamed + result.tool_calls[len(live) :])
         self.result = result
         if not result.content.startswith(self._emitted):  # never: a bug if it happens
             raise RuntimeError("streamed content is not a prefix of the parsed reply")
@@ -568,8 +652,72 @@ class ToolCallStream:
                 "function": {"name": call.name, "arguments": call.arguments},
             }
             for i, call in enumerate(result.tool_calls)
+            if i >= len(live)
         ]
         return ToolCallDelta(result.content[len(self._emitted) :], deltas)
+
+
+@dataclass
+class _LiveCall:
+    """A call being streamed: its delta index, id and name, and its arguments so far."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str = ""
+    start: int = 0  # where its arguments begin in the text
+    fed: int = 0  # how much of the text its echo has read
+    echo: JsonEcho = field(default_factory=JsonEcho)
+
+
+def _id_for(family: Family) -> Callable[[], str]:
+    return lambda: new_call_id(family)
+
+
+_HEAD_STEPS: tuple[str | tuple[str, ...] | None, ...] = (
+    "{",
+    '"name"',
+    ":",
+    None,  # the name, a JSON string
+    ",",
+    ('"arguments"', '"parameters"'),
+    ":",
+)
+
+
+def _hermes_head(text: str, pos: int) -> tuple[str, int] | Literal[False] | None:
+    """After ``<tool_call>``: ``{"name": NAME, "arguments": `` then ``{``. The name and
+    where the arguments start; ``False`` when the text cannot be that; ``None`` when it
+    may still become it."""
+    name = ""
+    for step in _HEAD_STEPS:
+        pos = _skip_ws(text, pos)
+        if pos == len(text):
+            return None
+        if step is None:
+            match = _JSON_STRING.match(text, pos)
+            if match is None:
+                return None if _JSON_STRING_START.fullmatch(text, pos) else False
+            try:
+                name = json.loads(match.group(0))
+            except ValueError:
+                return False
+            pos = match.end()
+            continue
+        options = (step,) if isinstance(step, str) else step
+        rest = text[pos:]
+        hit = next((o for o in options if rest.startswith(o)), None)
+        if hit is None:
+            return None if any(o.startswith(rest) for o in options) else False
+        pos += len(hit)
+    pos = _skip_ws(text, pos)
+    if pos == len(text):
+        return None
+    return (name, pos) if text.startswith("{", pos) else False
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*"')
+_JSON_STRING_START = re.compile(r'"(?:[^"\\\x00-\x1f]|\\.)*\\?')
 
 
 def _partial_suffix(text: str, marker: str, pos: int) -> int:

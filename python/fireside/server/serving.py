@@ -171,7 +171,7 @@ def _chat_message(reply: ChatReply) -> p.ChatMessage:
 
 
 def _chat_delta(delta: ReplyDelta) -> p.ChatDelta:
-    """One streamed piece: answer text, reasoning text and whole tool calls, each only
+    """One streamed piece: answer text, reasoning text and tool-call deltas, each only
     when it carries something."""
     calls = [
         p.ToolCallDelta(
@@ -222,12 +222,15 @@ class ChatRun:
         self.reply = self.plan.parse(text)
         return self.reply, logprobs
 
-    async def deltas(self) -> AsyncIterator[tuple[ReplyDelta, list[TokenLogprob]]]:
+    async def deltas(
+        self, *, stream_calls: bool = False
+    ) -> AsyncIterator[tuple[ReplyDelta, list[TokenLogprob]]]:
         """The job's events read as :class:`~fireside.chat.reply.ReplyDelta` (answer,
         reasoning, tool-call deltas), each with its tokens' logprobs; the last, from the
         reader's ``finish``, carries what was held back and every call. Empty deltas
-        without logprobs are skipped; :attr:`reply` is set at the end."""
-        reader = self.plan.reader()
+        without logprobs are skipped; :attr:`reply` is set at the end. ``stream_calls``:
+        Hermes/Qwen calls in pieces (OpenAI's chat stream), else whole at the end."""
+        reader = self.plan.reader(stream_calls=stream_calls)
         async for event in self.job.events():
             delta = reader.feed(event.text)
             if delta or event.logprobs:
@@ -525,7 +528,7 @@ class Service:
 
         yield chunk(p.ChatDelta(role="assistant", content=""))
         try:
-            async for delta, items in run.deltas():
+            async for delta, items in run.deltas(stream_calls=True):
                 logprobs = _chat_logprobs(items) if with_logprobs and items else None
                 yield chunk(_chat_delta(delta), logprobs=logprobs)
         except STREAM_ERRORS as e:  # the headers are sent: report it in the stream
