@@ -59,7 +59,7 @@ def serve(
     models: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[MODEL]...",
+            metavar="MODEL",
             help="Models to load now (names or .gguf paths); every downloaded model is "
             "served too, loaded on its first request.",
         ),
