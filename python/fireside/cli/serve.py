@@ -129,7 +129,12 @@ def serve(
         ),
     ] = None,
     max_models: Annotated[
-        int, typer.Option("--max-models", min=1, help="Models loaded at once (then LRU).")
+        int,
+        typer.Option(
+            "--max-models",
+            min=1,
+            help="Models in memory at once; the least recently used idle one makes room.",
+        ),
     ] = 3,
     memory_budget: Annotated[
         str | None,
