@@ -110,6 +110,43 @@ def test_an_unclosed_block_is_all_reasoning(live: LiveServer) -> None:
     assert message.content == ""
 
 
+def test_reasoning_tokens_are_the_tokens_inside_the_block(live: LiveServer) -> None:
+    options: dict[str, Any] = {
+        "max_tokens": 64,
+        "response_format": RESPONSE_FORMAT,
+        "extra_body": {"think": True},
+    }
+    reply = chat(live, logprobs=True, **options)
+    texts = [t.token for t in reply.choices[0].logprobs.content]  # every generated token
+    assert len(texts) == reply.usage.completion_tokens
+    so_far = ""
+    for n, text in enumerate(texts, 1):  # up to the token that completes </think>
+        so_far += text
+        if "</think>" in so_far:
+            break
+    assert 0 < n < len(texts)  # some answer came after the block
+    assert reply.usage.completion_tokens_details.reasoning_tokens == n
+    usage = [
+        c.usage
+        for c in chat(live, stream=True, stream_options={"include_usage": True}, **options)
+        if c.usage
+    ]
+    assert usage[-1].completion_tokens_details.reasoning_tokens == n
+    responses = live.client().responses.create(
+        model=live.model_id,
+        input="Name a color.",
+        reasoning={"effort": "high"},
+        text={"format": {"type": "json_schema", "name": "thought", "schema": SCHEMA}},
+        max_output_tokens=64,
+        temperature=0,
+    )
+    assert responses.usage.output_tokens_details.reasoning_tokens == n
+    cut = chat(live, max_tokens=12, extra_body={"think": True})  # never closed: all of it
+    assert cut.usage.completion_tokens_details.reasoning_tokens == 12
+    off = chat(live, max_tokens=8)
+    assert off.usage.completion_tokens_details.reasoning_tokens == 0
+
+
 def test_thinking_switches(live: LiveServer) -> None:
     off = chat(live, max_tokens=8)  # this template thinks only when asked
     assert off.choices[0].message.model_extra.get("reasoning_content") is None

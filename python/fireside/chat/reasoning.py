@@ -157,6 +157,13 @@ class ReasoningSplitter:
         self.saw_reasoning = False
         """Whether a thinking block was found (so the reply's reasoning is not ``None``)."""
 
+    @property
+    def state(self) -> str:
+        """Where the stream is: ``"start"`` (a thinking block may still open),
+        ``"reasoning"`` (inside it), ``"after"`` (its end marker was read) or ``"content"``
+        (the answer)."""
+        return self._state
+
     def feed(self, text: str) -> ReasoningDelta:
         """Take the next piece; return what can be emitted now."""
         if self._state == "content":

@@ -28,7 +28,8 @@ The API, in full::
 
     reader = plan.reader()           # one per generation (stream_calls=True: calls
                                      # in pieces, OpenAI stream style)
-    delta = reader.feed(piece)       # ReplyDelta(content, reasoning, tool_calls)
+    delta = reader.feed(piece, tokens=1)  # ReplyDelta(content, reasoning, tool_calls);
+                                     # tokens: how many the piece is (reasoning_tokens)
     last = reader.finish()           # ReplyDelta: what was held back, and the calls
     reply = reader.reply             # ChatReply, set by finish()
     reply = plan.parse(full_text)    # the same ChatReply in one go
@@ -37,6 +38,7 @@ The API, in full::
     reply.reasoning      # the thinking text, or None when the reply had none
     reply.tool_calls     # [{"id", "type": "function", "function": {"name",
                          #   "arguments": JSON text}}] (OpenAI's shape)
+    reply.reasoning_tokens  # tokens inside the thinking block (markers included)
     reply.finish_reason(engine_reason)  # "tool_calls" when calls were made, else
                          # the OpenAI reason for "eos"/"stop"/"length"/"cancelled"
     reply.message()      # the assistant message for the history (calls included)
@@ -130,6 +132,9 @@ class ChatReply:
     content: str
     reasoning: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    reasoning_tokens: int = 0
+    """Generated tokens from the thinking block's start to its end marker (both included),
+    as counted by :meth:`ReplyReader.feed`'s ``tokens``; 0 without a block."""
 
     def finish_reason(self, engine_reason: str) -> str:
         """OpenAI's ``finish_reason``: ``"tool_calls"`` when the reply made calls (and was
@@ -229,12 +234,25 @@ class ReplyReader:
             )
         self._content: list[str] = []
         self._reasoning: list[str] = []
+        self.reasoning_tokens = 0
+        """Tokens fed so far that fell inside the thinking block (markers included)."""
+        self._undecided = 0  # tokens fed while a block might still open
 
-    def feed(self, piece: str) -> ReplyDelta:
-        """Take the next piece of generated text."""
+    def feed(self, piece: str, tokens: int = 1) -> ReplyDelta:
+        """Take the next piece of generated text, made of ``tokens`` tokens (counted in
+        :attr:`reasoning_tokens` when they fall inside the thinking block)."""
         if self.reply is not None:
             raise RuntimeError("this reply has been finished")
+        before = self._splitter.state
         split = self._splitter.feed(piece)
+        after = self._splitter.state
+        if after == "start":
+            self._undecided += tokens  # space or a partial start marker: not known yet
+        else:
+            opened = before == "start" and self._splitter.saw_reasoning
+            if after == "reasoning" or before == "reasoning" or opened:
+                self.reasoning_tokens += self._undecided + tokens
+            self._undecided = 0
         return self._delta(split.reasoning, split.content)
 
     def finish(self) -> ReplyDelta:
@@ -253,7 +271,7 @@ class ReplyReader:
             delta.tool_calls += [c for c in last.tool_calls if limit is None or c["index"] < limit]
             tool_calls = [c.to_openai() for c in self._calls.result.tool_calls[:limit]]
         reasoning = "".join(self._reasoning) if self._splitter.saw_reasoning else None
-        self.reply = ChatReply("".join(self._content), reasoning, tool_calls)
+        self.reply = ChatReply("".join(self._content), reasoning, tool_calls, self.reasoning_tokens)
         return delta
 
     def _delta(self, reasoning: str, content: str) -> ReplyDelta:

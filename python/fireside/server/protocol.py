@@ -258,10 +258,24 @@ class EmbeddingRequest(_Request):
 # -- responses ---------------------------------------------------------------------------
 
 
+class CompletionTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+    """Generated tokens inside the thinking block (its markers included)."""
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    completion_tokens_details: CompletionTokensDetails | None = None
+    """Chat completions only (OpenAI's): how many of the completion's tokens reasoned."""
+
+    @model_serializer(mode="wrap")
+    def _present(self, handler: Any) -> dict[str, Any]:  # no details: leave the key out
+        data: dict[str, Any] = handler(self)
+        if data.get("completion_tokens_details") is None:
+            data.pop("completion_tokens_details", None)
+        return data
 
 
 class TopLogprob(BaseModel):

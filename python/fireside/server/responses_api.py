@@ -132,6 +132,7 @@ class _Turn:
         output: list[Any],
         job: Job | None = None,
         error: rp.ResponseError | None = None,
+        reasoning_tokens: int = 0,
     ) -> rp.ResponseObject:
         req = self.req
         fmt = req.text.format if req.text is not None else None
@@ -142,6 +143,7 @@ class _Turn:
                 input_tokens=counts.prompt_tokens,
                 input_tokens_details=rp.InputTokensDetails(cached_tokens=job.result.n_cached),
                 output_tokens=counts.completion_tokens,
+                output_tokens_details=rp.OutputTokensDetails(reasoning_tokens=reasoning_tokens),
                 total_tokens=counts.total_tokens,
             )
         finished = status in ("completed", "incomplete")
@@ -206,7 +208,8 @@ class _Turn:
     def finished(self, reply: ChatReply, job: Job) -> rp.ResponseObject:
         assert job.result is not None
         status: _Status = "incomplete" if job.result.finish_reason == "length" else "completed"
-        return self.response(status, self.items(reply, status), job)
+        items = self.items(reply, status)
+        return self.response(status, items, job, reasoning_tokens=reply.reasoning_tokens)
 
     def keep(self, store: ResponseStore, body: rp.ResponseObject, reply: ChatReply) -> None:
         """Store the finished response unless ``store: false``; ``body.store`` then says

@@ -413,7 +413,7 @@ class InputTokensDetails(BaseModel):
 
 class OutputTokensDetails(BaseModel):
     reasoning_tokens: int = 0
-    """Not counted apart: reasoning and answer come from one stream of tokens."""
+    """Generated tokens inside the thinking block (its markers included)."""
 
 
 class ResponseUsage(BaseModel):

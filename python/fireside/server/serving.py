@@ -38,7 +38,7 @@ from fireside.generation.results import OPENAI_FINISH_REASON, TokenLogprob
 from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.server import protocol as p
 from fireside.server.errors import APIError, bad_request, from_exception, validation_error
-from fireside.server.jobs import Job
+from fireside.server.jobs import Chunk, Job
 
 if TYPE_CHECKING:
     from fireside.chat.grounding import Reference
@@ -96,13 +96,18 @@ async def _wait_disconnect(request: Request) -> None:
             return
 
 
-async def collect(job: Job, request: Request) -> tuple[str, list[TokenLogprob]] | None:
-    """All of a job's text, or ``None`` when the client disconnected first (job cancelled)."""
+async def collect(
+    job: Job, request: Request, on_chunk: Callable[[Chunk], object] | None = None
+) -> tuple[str, list[TokenLogprob]] | None:
+    """All of a job's text, or ``None`` when the client disconnected first (job cancelled);
+    ``on_chunk`` sees each chunk as it comes."""
 
     async def gather() -> tuple[str, list[TokenLogprob]]:
         parts: list[str] = []
         logprobs: list[TokenLogprob] = []
         async for chunk in job.events():
+            if on_chunk is not None:
+                on_chunk(chunk)
             parts.append(chunk.text)
             logprobs.extend(chunk.logprobs)
         return "".join(parts), logprobs
@@ -189,13 +194,18 @@ def _chat_delta(delta: ReplyDelta) -> p.ChatDelta:
     )
 
 
-def _usage(job: Job) -> p.Usage:
+def _usage(job: Job, reply: ChatReply | None = None) -> p.Usage:
+    """The job's token counts; with a chat ``reply``, how many of them reasoned too."""
     assert job.result is not None
     usage = job.result.usage
+    details = None
+    if reply is not None:
+        details = p.CompletionTokensDetails(reasoning_tokens=reply.reasoning_tokens)
     return p.Usage(
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
+        completion_tokens_details=details,
     )
 
 
@@ -215,11 +225,16 @@ class ChatRun:
     async def collect(self, request: Request) -> tuple[ChatReply, list[TokenLogprob]] | None:
         """The whole reply and its logprobs, or ``None`` when the client disconnected
         first (the job is then cancelled)."""
-        collected = await collect(self.job, request)
+        reader = self.plan.reader()
+        collected = await collect(
+            self.job, request, lambda chunk: reader.feed(chunk.text, len(chunk.tokens))
+        )
         if collected is None:
             return None
-        text, logprobs = collected
-        self.reply = self.plan.parse(text)
+        _, logprobs = collected
+        reader.finish()
+        self.reply = reader.reply
+        assert self.reply is not None
         return self.reply, logprobs
 
     async def deltas(
@@ -232,7 +247,7 @@ class ChatRun:
         Hermes/Qwen calls in pieces (OpenAI's chat stream), else whole at the end."""
         reader = self.plan.reader(stream_calls=stream_calls)
         async for event in self.job.events():
-            delta = reader.feed(event.text)
+            delta = reader.feed(event.text, len(event.tokens))
             if delta or event.logprobs:
                 yield delta, event.logprobs
         last = reader.finish()
@@ -502,7 +517,7 @@ class Service:
                     references=_doc_references(references),
                 )
             ],
-            usage=_usage(job),
+            usage=_usage(job, reply),
         )
         return Response(body.model_dump_json(), media_type="application/json")
 
@@ -544,7 +559,11 @@ class Service:
         if include_usage:
             yield _sse(
                 p.ChatCompletionChunk(
-                    id=cid, created=created, model=self.model_id, choices=[], usage=_usage(job)
+                    id=cid,
+                    created=created,
+                    model=self.model_id,
+                    choices=[],
+                    usage=_usage(job, run.reply),
                 )
             )
         yield _DONE
