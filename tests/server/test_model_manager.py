@@ -172,6 +172,8 @@ def test_concurrent_requests_for_a_model_share_one_load(live: LiveServer) -> Non
         t.join(120)
     assert len(replies) == 3 and len(set(replies)) == 1
     assert manager.n_loads == before + 1
+    assert live.metrics()["fireside_model_loads_total"] == before + 1
+    assert live.metrics()["fireside_models_loaded"] == 1
     assert loaded(live) == [GEMMA]
 
 

@@ -121,13 +121,31 @@ async def health(request: Request) -> JSONResponse:
 @public.get("/metrics", dependencies=[Depends(require_api_key)])
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus text format (gauges summed over the loaded models)."""
-    engines = [s.engine for s in manager_of(request).services()]
+    manager = manager_of(request)
+    engines = [s.engine for s in manager.services()]
     text = request.app.state.metrics.render(
         queue_depth=sum(e.queue_depth for e in engines),
         slots_active=sum(e.active_slots for e in engines),
         slots_total=sum(e.parallel for e in engines),
     )
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+    text = (
+        text.rstrip("\n")
+        + "\n"
+        + "\n".join(
+            [
+                "# HELP fireside_models_loaded Models in memory now.",
+                "# TYPE fireside_models_loaded gauge",
+                f"fireside_models_loaded {len(engines)}",
+                "# HELP fireside_model_loads_total Models loaded since the server started.",
+                "# TYPE fireside_model_loads_total counter",
+                f"fireside_model_loads_total {manager.n_loads}",
+                "# HELP fireside_step_turn_waits_total Engine steps that waited for another model's.",
+                "# TYPE fireside_step_turn_waits_total counter",
+                f"fireside_step_turn_waits_total {manager.turns.waits}",
+            ]
+        )
+    )
+    return PlainTextResponse(text + "\n", media_type="text/plain; version=0.0.4")
 
 
 @public.get("/", include_in_schema=False)
