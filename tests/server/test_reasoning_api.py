@@ -276,3 +276,40 @@ def test_ollama_think_and_thinking(live: LiveServer) -> None:
     assert json.loads(again.model_dump_json())["done"] is True
     capabilities = client.show(live.model_id).capabilities or []
     assert "thinking" in capabilities and "tools" not in capabilities
+
+
+def test_ollama_generate_think_and_thinking(live: LiveServer) -> None:
+    """/api/generate with think reads the reply as /api/chat does: thinking apart."""
+    client = ollama.Client(host=live.url, timeout=120)
+    options = {"temperature": 0, "num_predict": 64}
+    chat_reply = client.chat(
+        model=live.model_id, messages=QUESTION, think=True, format=SCHEMA, options=options
+    )
+    prompt = QUESTION[0]["content"]
+    reply = client.generate(
+        model=live.model_id, prompt=prompt, think=True, format=SCHEMA, options=options
+    )
+    assert reply.thinking and reply.thinking == chat_reply.message.thinking
+    assert reply.response == chat_reply.message.content
+    assert "</think>" not in reply.response + reply.thinking
+    parts = list(
+        client.generate(
+            model=live.model_id,
+            prompt=prompt,
+            think=True,
+            format=SCHEMA,
+            options=options,
+            stream=True,
+        )
+    )
+    assert sum(1 for p in parts if p.thinking) > 1  # streamed in pieces
+    assert "".join(p.thinking or "" for p in parts) == reply.thinking
+    assert "".join(p.response for p in parts) == reply.response
+    assert parts[-1].done and parts[-1].eval_count == reply.eval_count
+    off = client.generate(model=live.model_id, prompt=prompt, think=False, options=options)
+    assert off.thinking is None and off.response
+    effort = client.generate(model=live.model_id, prompt=prompt, think="high", options=options)
+    assert effort.thinking  # the block opened by the prompt never closes here
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.generate(model=live.model_id, prompt="<think>", raw=True, think=True)
+    assert caught.value.status_code == 400 and "raw" in caught.value.error

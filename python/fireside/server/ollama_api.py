@@ -37,7 +37,7 @@ from fireside.server.model_lookup import engine_for, manager_of
 from fireside.server.ollama_models import NDJSONStream, now
 from fireside.server.ollama_models import public as models_public
 from fireside.server.ollama_models import router as models_router
-from fireside.server.serving import STREAM_ERRORS, Service, collect, parse_body
+from fireside.server.serving import STREAM_ERRORS, ChatRun, Service, collect, parse_body
 
 router = APIRouter(prefix="/api", dependencies=[Depends(require_api_key)])
 router.include_router(models_router)
@@ -96,13 +96,7 @@ async def _load_or_unload(request: Request, name: str, keep_alive: Any) -> str:
 
 
 def _refuse(generation: o._Generation) -> None:
-    """What ``/api/generate`` does not take (``/api/chat`` takes both)."""
-    if generation.think:
-        raise bad_request(
-            "think is not supported by fireside's /api/generate; leave it out (or false), "
-            "or send the conversation to /api/chat, which takes it.",
-            param="think",
-        )
+    """What ``/api/generate`` does not take (``/api/chat`` takes it)."""
     if generation.options is not None and generation.options.tool_choice is not None:
         raise bad_request(
             "options.tool_choice applies to /api/chat with tools, not to /api/generate.",
@@ -276,6 +270,43 @@ async def _answer(
     )
 
 
+async def _answer_reply(
+    request: Request,
+    run: ChatRun,
+    *,
+    stream: bool,
+    frame: Callable[..., o._Response],
+    with_logprobs: bool,
+    started: int,
+    load_ns: int,
+) -> Response:
+    """A templated ``/api/generate`` answer: the reply's answer as ``response`` and its
+    reasoning as ``thinking`` (``frame(text, logprobs, stats, thinking)``)."""
+    job = run.job
+    if stream:
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                async for delta, items in run.deltas():
+                    logprobs = _logprobs(items) if with_logprobs else None
+                    yield frame(delta.content, logprobs, None, delta.reasoning).json_line()
+            except STREAM_ERRORS as e:  # the headers are sent: the error is the last line
+                yield o.ErrorLine(error=from_exception(e).message).json_line()
+                return
+            yield frame("", None, _stats(job, started, load_ns)).json_line()
+
+        return NDJSONStream(lines(), job.cancel)
+    try:
+        collected = await run.collect(request)
+    except STREAM_ERRORS as e:
+        raise from_exception(e) from None
+    if collected is None:
+        return Response(status_code=499)
+    reply, logprobs = collected
+    items = _logprobs(logprobs) if with_logprobs else None
+    return _json(frame(reply.content, items, _stats(job, started, load_ns), reply.reasoning))
+
+
 @router.post("/chat")
 async def chat(request: Request) -> Response:
     """A chat answer (``stream``, the default: NDJSON pieces, then the statistics)."""
@@ -404,6 +435,12 @@ async def generate(request: Request) -> Response:
             prompt = [*req.context, *tail]
         if req.format not in (None, ""):
             raise bad_request("format applies to chat-templated prompts, not raw ones.")
+        if req.think:
+            raise bad_request(
+                "think applies to chat-templated prompts, not raw ones (the prompt is sent "
+                "as it is); leave raw out to let the model's template switch thinking.",
+                param="think",
+            )
         fields: dict[str, Any] = {
             "model": service.model_id,
             "prompt": prompt,
@@ -430,6 +467,7 @@ async def generate(request: Request) -> Response:
             "response_format": _response_format(req.format),
             "logprobs": req.logprobs,
             "top_logprobs": req.top_logprobs,
+            **_think(req.think),
             **sampling,
         }
         run = await service.start_chat(
@@ -439,7 +477,10 @@ async def generate(request: Request) -> Response:
     raw = req.raw
 
     def frame(
-        text: str, logprobs: list[o.Logprob] | None, stats: dict[str, Any] | None
+        text: str,
+        logprobs: list[o.Logprob] | None,
+        stats: dict[str, Any] | None,
+        thinking: str | None = None,
     ) -> o._Response:
         context = None
         if stats is not None and raw and job.result is not None:
@@ -448,12 +489,23 @@ async def generate(request: Request) -> Response:
             model=req.model,
             created_at=now(),
             response=text,
+            thinking=thinking or None,
             done=stats is not None,
             context=context,
             logprobs=logprobs,
             **(stats or {}),
         )
 
+    if not raw:  # the reply read back as the chat's: its thinking apart from the answer
+        return await _answer_reply(
+            request,
+            run,
+            stream=req.stream,
+            frame=frame,
+            with_logprobs=with_logprobs,
+            started=started,
+            load_ns=load_ns,
+        )
     return await _answer(
         request,
         job,

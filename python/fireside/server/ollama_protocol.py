@@ -345,6 +345,7 @@ class GenerateResponse(Timing):
     model: str
     created_at: str
     response: str
+    thinking: str | None = None
     done: bool
     done_reason: str | None = None
     context: list[int] | None = None
