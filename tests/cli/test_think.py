@@ -33,9 +33,24 @@ def test_bad_template_and_switch_options_fail_clearly(
 ) -> None:
     missing = tmp_path / "none.jinja"
     done = fireside(cli_env, "run", str(model_path), "Hi", "--chat-template", str(missing))
-    assert done.returncode == 1
-    assert f"chat template file '{missing}' does not exist" in done.stderr
+    assert done.returncode == 2
+    assert f"--chat-template: chat template file '{missing}' does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+    # checked before any model is looked for or loaded (a typo fails at once)
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{% if x %}", encoding="utf-8")
+    for command in ("run", "chat", "serve"):
+        for value, expected in (
+            (str(missing), "does not exist"),
+            (str(tmp_path), "is not a regular file"),
+            ("nochatml", "unknown chat template name 'nochatml'"),
+            (str(broken), "syntax error on line 1"),
+        ):
+            args = [command, "no-such-model", *(["Hi"] if command == "run" else [])]
+            done = fireside(cli_env, *args, "--chat-template", value, input="")
+            assert done.returncode == 2, (command, value, done.stderr)
+            assert "--chat-template: " in done.stderr and expected in done.stderr
+            assert "no-such-model" not in done.stderr and "Traceback" not in done.stderr
     # SmolLM2's own template has no thinking switch
     for command in ("run", "chat"):
         args = [command, str(model_path), *(["Hi"] if command == "run" else []), "--no-think"]

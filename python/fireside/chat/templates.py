@@ -235,19 +235,7 @@ class ChatTemplate:
         """
         bos, eos = _token_text(model, model.bos), _token_text(model, model.eos)
         if override is not None:
-            if not isinstance(override, (str, os.PathLike)) or not str(override).strip():
-                raise ValueError(
-                    "chat_template must be a Jinja template, a built-in name or a .jinja path"
-                )
-            text = os.fspath(override)
-            if "{{" in text or "{%" in text:
-                return cls(text, bos_token=bos, eos_token=eos, name="custom")
-            if text.strip() in _builtins():
-                return cls.builtin(text.strip(), bos_token=bos, eos_token=eos)
-            if not _looks_like_path(text):
-                cls.builtin(text.strip())  # the unknown-name error, listing the names
-            path = Path(text).expanduser()
-            return cls(read_template_file(path), bos_token=bos, eos_token=eos, name=path.name)
+            return cls.from_override(override, bos_token=bos, eos_token=eos)
         try:
             source = model.chat_template()
         except UnicodeDecodeError as e:
@@ -258,6 +246,29 @@ class ChatTemplate:
         if source:
             return cls(source, bos_token=bos, eos_token=eos, name="gguf")
         return cls.builtin(fallback_name(model), bos_token=bos, eos_token=eos)
+
+    @classmethod
+    def from_override(
+        cls, override: str | os.PathLike[str], *, bos_token: str = "", eos_token: str = ""
+    ) -> ChatTemplate:
+        """The template a ``chat_template=`` value names (see :meth:`for_model`), without a
+        model: a ``ValueError`` naming what is wrong (an unknown built-in name, a template
+        file that does not exist or cannot be read), so callers can check it before
+        loading one."""
+        if not isinstance(override, (str, os.PathLike)) or not str(override).strip():
+            raise ValueError(
+                "chat_template must be a Jinja template, a built-in name or a .jinja path"
+            )
+        text = os.fspath(override)
+        bos, eos = bos_token, eos_token
+        if "{{" in text or "{%" in text:
+            return cls(text, bos_token=bos, eos_token=eos, name="custom")
+        if text.strip() in _builtins():
+            return cls.builtin(text.strip(), bos_token=bos, eos_token=eos)
+        if not _looks_like_path(text):
+            cls.builtin(text.strip())  # the unknown-name error, listing the names
+        path = Path(text).expanduser()
+        return cls(read_template_file(path), bos_token=bos, eos_token=eos, name=path.name)
 
 
 def _looks_like_path(text: str) -> bool:

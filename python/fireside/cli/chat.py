@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fireside.cli.common import RpcOption, load_model, writer
-from fireside.cli.reply_options import ChatTemplateOption, ThinkOption, check_think
+from fireside.cli.reply_options import (
+    ChatTemplateOption,
+    ThinkOption,
+    check_chat_template,
+    check_think,
+)
 from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
 from fireside.errors import FiresideError
 
@@ -225,6 +230,7 @@ def chat(
     # Ctrl-C must work at the prompt even when the parent started us with SIGINT ignored
     # (any `cmd &` of a non-interactive shell does), or it would only stop replies.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    check_chat_template(chat_template)  # a typo fails before the load
     grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
     try:
         loaded = load_model(

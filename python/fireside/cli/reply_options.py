@@ -30,6 +30,19 @@ ThinkOption = Annotated[
 ]
 
 
+def check_chat_template(value: str | None) -> None:
+    """Fail before the model loads when ``--chat-template`` names no usable template (an
+    unknown built-in name, a file that does not exist or cannot be read)."""
+    if value is None:
+        return
+    from fireside.chat.templates import ChatTemplate
+
+    try:
+        ChatTemplate.from_override(value)
+    except ValueError as e:
+        raise CLIError(f"--chat-template: {e}", exit_code=2) from e
+
+
 def check_think(template: ChatTemplate, think: bool | None) -> None:
     """Fail before the first reply when the template cannot switch thinking as asked."""
     if think is None:

@@ -11,7 +11,12 @@ import typer
 
 from fireside.cli.common import RpcOption, load_model, read_text_file, writer
 from fireside.cli.errors import CLIError
-from fireside.cli.reply_options import ChatTemplateOption, ThinkOption, check_think
+from fireside.cli.reply_options import (
+    ChatTemplateOption,
+    ThinkOption,
+    check_chat_template,
+    check_think,
+)
 from fireside.cli.sources import DocsKOption, DocsOption, format_sources, open_grounding
 
 if TYPE_CHECKING:
@@ -100,6 +105,7 @@ def run(
         raise CLIError("--docs needs the chat template; it cannot be used with --raw")
     if raw and (chat_template is not None or think is not None):
         raise CLIError("--chat-template and --think need the chat template, not --raw")
+    check_chat_template(chat_template)  # a typo fails before the load
     schema = _read_schema(json_schema) if json_schema is not None else None
     grounding = open_grounding(docs, docs_k)  # unknown collections fail before the load
     with ExitStack() as cleanup:

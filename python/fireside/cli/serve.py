@@ -12,6 +12,7 @@ import typer
 from fireside.cli.common import RpcOption, load_model
 from fireside.cli.errors import CLIError
 from fireside.cli.listen import listen
+from fireside.cli.reply_options import check_chat_template
 from fireside.cli.sources import collection_names
 from fireside.netaddr import is_loopback
 
@@ -209,6 +210,7 @@ def serve(
             file=sys.stderr,
         )
     seconds = _duration(keep_alive)
+    check_chat_template(chat_template)  # a typo fails before binding and loading
     budget = None
     if memory_budget is not None:
         try:
