@@ -12,64 +12,24 @@ why and the conversation is evaluated again (the answer is the same either way).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fireside import _core
+from fireside.generation.kv_files import file_sha256, kv_settings, settings_problem
 
 if TYPE_CHECKING:
     from fireside.model import Model
 
+__all__ = ["SUFFIX", "kv_path", "load", "save"]
+
 SUFFIX = ".kv"
-_SAMPLE = 1 << 20
-
-
-def _version() -> str:
-    try:
-        return metadata.version("fireside")
-    except metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled tree
-        return "unknown"
-
-
-def model_fingerprint(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a model file's size, first MiB and last MiB (cheap for large files;
-    with the name and size it tells one model file from another)."""
-    digest = hashlib.sha256()
-    size = os.path.getsize(path)
-    digest.update(str(size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(_SAMPLE))
-        f.seek(max(0, size - _SAMPLE))
-        digest.update(f.read(_SAMPLE))
-    return digest.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _settings(model: Model) -> dict[str, Any]:
-    engine = model._generation_engine()
-    return {
-        "model_name": model.path.name,
-        "model_size": os.path.getsize(model.path),
-        "model_fingerprint": model_fingerprint(model.path),
-        "fireside": _version(),
-        "llama_cpp": _core.LLAMA_CPP_COMMIT,
-        "n_ctx": engine.n_ctx_seq,
-        "chunk": engine.chunk,
-        "type_k": engine.ctx.type_k,
-        "type_v": engine.ctx.type_v,
-    }
+    return kv_settings(model._generation_engine())
 
 
 def kv_path(path: str | os.PathLike[str]) -> Path:
@@ -96,7 +56,7 @@ def save(
     return {
         "file": target.name,
         "size": target.stat().st_size,
-        "sha256": _file_sha256(target),
+        "sha256": file_sha256(target),
         "n_tokens": n,
         **_settings(model),
     }
@@ -107,12 +67,10 @@ def _problem(info: Mapping[str, Any], model: Model, target: Path) -> str | None:
         return f"{target.name} is missing"
     if target.stat().st_size != info.get("size"):
         return f"{target.name} has {target.stat().st_size} bytes, {info.get('size')} were saved"
-    settings = _settings(model)
-    for key, value in settings.items():
-        if info.get(key) != value:
-            what = "model file" if key.startswith("model_") else key
-            return f"it was saved with another {what} ({info.get(key)!r}, now {value!r})"
-    if _file_sha256(target) != info.get("sha256"):
+    problem = settings_problem(info, _settings(model))
+    if problem is not None:
+        return problem
+    if file_sha256(target) != info.get("sha256"):
         return f"{target.name} does not match its SHA-256 (changed or damaged)"
     return None
 
