@@ -78,6 +78,7 @@ from fireside.errors import (
 )
 from fireside.generation.context_room import prompt_fits, reply_limit
 from fireside.generation.draft import DraftModel, ModelDrafter
+from fireside.generation.kv_files import kv_settings
 from fireside.generation.requests import Chunk, Done, Request
 from fireside.generation.results import FinishReason, Timings, Usage
 from fireside.generation.slots import Slot, common_prefix_length
@@ -91,6 +92,7 @@ from fireside.generation.speculative import (
 
 if TYPE_CHECKING:
     from fireside import _core
+    from fireside.generation.prompt_cache import BoundPromptCache, PromptCache
     from fireside.generation.speculative import Drafter
     from fireside.generation.threads import ThreadPolicy
 
@@ -182,6 +184,10 @@ class Engine:
         draft: a draft model (same vocabulary, checked by the caller with
             :func:`~fireside.generation.draft.check_vocabulary`) that drafts instead of
             prompt lookup; the engine makes its context and closes it.
+        prompt_cache: a directory of stored prompt prefixes (see
+            :mod:`fireside.generation.prompt_cache`): finished requests' prefixes are
+            stored there, and a prompt no slot has cached restores its longest stored
+            prefix instead of evaluating it. The caller closes it.
     """
 
     def __init__(
@@ -198,6 +204,7 @@ class Engine:
         on_step: Callable[[], None] | None = None,
         speculative: bool | Literal["always"] = True,
         draft: _core.Model | None = None,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         from fireside import _core
 
@@ -251,6 +258,15 @@ class Engine:
                 self.ctx.close()
                 raise
         self._exact = [0] * n_seq  # per slot: leading cached tokens evaluated as whole chunks
+        self._disk: BoundPromptCache | None = None
+        if prompt_cache is not None:
+            try:
+                self._disk = prompt_cache.bind(kv_settings(self))
+            except BaseException:
+                self.ctx.close()
+                if self.draft_model is not None:
+                    self.draft_model.close()
+                raise
         if not (isinstance(speculative, bool) or speculative == "always"):
             raise ValueError(f'speculative must be True, False or "always", got {speculative!r}')
         self.speculative = speculative
@@ -659,6 +675,8 @@ class Engine:
                     keep = 0
                 del slot.cached[keep:]
             self._exact[slot.seq_id] = keep
+            if self._disk is not None:
+                self._restore(slot, request.prompt, keep)
             slot.assign(request, self.ctx)
             if request.speculative and self._max_draft != 0:
                 slot.speculate(self._drafter(slot, request), self._max_draft)
@@ -970,8 +988,63 @@ class Engine:
             ),
         )
         self._stats.n_generated_tokens += n
+        if self._disk is not None:
+            self._store(slot)
         slot.release()
         self._end(request, done)
+
+    # -- the prompt cache on disk ------------------------------------------------------
+
+    def _restore(self, slot: Slot, prompt: list[int], keep: int) -> None:
+        """Restore into ``slot`` the longest stored prefix of ``prompt`` beyond the
+        ``keep`` tokens it holds (whole chunks, at least the cache's minimum)."""
+        disk = self._disk
+        assert disk is not None
+        chunk = self.chunk
+        longest = (len(prompt) - 1) // chunk * chunk  # the last token is evaluated
+        shortest = max(keep + chunk, -(-disk.min_tokens // chunk) * chunk)
+        if longest < shortest:
+            return
+        found = disk.find(prompt, range(chunk, longest + 1, chunk))
+        if found is None or found.n_tokens <= keep:
+            return
+        seq = slot.seq_id
+        slot.forget(self.ctx)
+        self._exact[seq] = 0
+        try:
+            self.ctx.seq_state_set(found.payload, seq)
+        except (ValueError, FiresideError) as error:
+            slot.forget(self.ctx)
+            disk.cache.reject(found.path, f"llama.cpp cannot restore it ({error})")
+            return
+        slot.cached = prompt[: found.n_tokens]
+        self._exact[seq] = found.n_tokens
+        disk.cache.hit(found)
+
+    def _store(self, slot: Slot) -> None:
+        """Hand the prompt cache the cells of ``slot``'s reusable prefix, if that is long
+        enough and not stored yet. The cells after it (a partial chunk, the reply) are
+        never reused (see "Determinism"), so they are dropped first."""
+        disk = self._disk
+        assert disk is not None
+        seq, n = slot.seq_id, self._exact[slot.seq_id]
+        n = min(n, len(slot.cached))
+        n -= n % self.chunk
+        if n < disk.min_tokens:
+            return
+        key = disk.keys(slot.cached, [n])[n]
+        if disk.stored(key):
+            return
+        if n < len(slot.cached):
+            if not self.ctx.seq_rm(seq, n, -1):
+                return  # a cache that cannot be cut
+            del slot.cached[n:]
+        try:
+            payload = self.ctx.seq_state_get(seq)
+        except FiresideError as error:
+            log.warning("the prompt cache could not read sequence %d: %s", seq, error)
+            return
+        disk.save(key, n, payload)
 
     def _end(self, request: Request, event: Done | BaseException) -> None:
         self._timing.pop(request.id, None)
