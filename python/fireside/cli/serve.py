@@ -171,6 +171,23 @@ def serve(
             help="Draft tokens ahead by prompt lookup when it pays (the output is the same).",
         ),
     ] = True,
+    prompt_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--prompt-cache",
+            metavar="DIR",
+            help="Keep the KV cache of long prompt prefixes (system prompts, documents, "
+            "conversations) in DIR, so a restarted server need not evaluate them again.",
+        ),
+    ] = None,
+    prompt_cache_size: Annotated[
+        str,
+        typer.Option(
+            "--prompt-cache-size",
+            metavar="SIZE",
+            help="The bound on --prompt-cache's size, e.g. 2G; least recently used first.",
+        ),
+    ] = "4GiB",
 ) -> None:
     """Serve models over OpenAI's HTTP API (/v1) and Ollama's (/api), with a chat page at /.
 
@@ -217,6 +234,17 @@ def serve(
             budget = parse_size(memory_budget)
         except ValueError as e:
             raise CLIError(f"--memory-budget: {e}") from e
+    try:
+        cache_size = parse_size(prompt_cache_size)
+    except ValueError as e:
+        raise CLIError(f"--prompt-cache-size: {e}") from e
+    if prompt_cache is not None:
+        from fireside.generation.prompt_cache import PromptCache
+
+        try:  # before binding and loading: an unusable directory fails at once
+            PromptCache(prompt_cache, cache_size).close()
+        except ValueError as e:
+            raise CLIError(f"--prompt-cache: {e}") from e
     served = collection_names(docs)
     if served:
         from fireside.docs import list_collections
@@ -259,6 +287,8 @@ def serve(
                 keep_alive=seconds,
                 chat_template=chat_template,
                 speculative=speculative,
+                prompt_cache=prompt_cache,
+                prompt_cache_size=cache_size,
             )
             app = create_app(given, config)
             loaded = app.state.models.services()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from fireside.server.origins import normalize_allowed_host, normalize_allowed_or
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_PARALLEL = 4
+DEFAULT_PROMPT_CACHE_SIZE = 4 << 30
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class ServerConfig:
             negative: until the server stops); a request's ``keep_alive`` overrides it.
         speculative: speculative decoding by prompt lookup in every slot (the output is
             the same either way; see :mod:`fireside.generation.speculative`).
+        prompt_cache: a directory that keeps the KV cells of long prompt prefixes across
+            restarts (``None``: off; see :mod:`fireside.generation.prompt_cache`).
+        prompt_cache_size: the bound on that directory's size in bytes (default 4 GiB;
+            least recently used files go first).
     """
 
     parallel: int = DEFAULT_PARALLEL
@@ -75,6 +81,8 @@ class ServerConfig:
     memory_budget: int | None = None
     keep_alive: float = 300.0
     speculative: bool = True
+    prompt_cache: str | None = None
+    prompt_cache_size: int = DEFAULT_PROMPT_CACHE_SIZE
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, low: int = 1, optional: bool = False) -> None:
@@ -97,6 +105,13 @@ class ServerConfig:
         positive("memory_budget", self.memory_budget, optional=True)
         if isinstance(self.keep_alive, bool) or not isinstance(self.keep_alive, (int, float)):
             raise TypeError(f"keep_alive must be a number of seconds, got {self.keep_alive!r}")
+        positive("prompt_cache_size", self.prompt_cache_size)
+        if self.prompt_cache is not None:
+            if not isinstance(self.prompt_cache, (str, os.PathLike)) or not os.fspath(
+                self.prompt_cache
+            ):
+                raise TypeError(f"prompt_cache must be a directory path, got {self.prompt_cache!r}")
+            object.__setattr__(self, "prompt_cache", os.fspath(self.prompt_cache))
         if not isinstance(self.speculative, bool):
             raise TypeError(f"speculative must be True or False, got {self.speculative!r}")
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):

@@ -19,6 +19,7 @@ from fireside.server.turns import StepTurns
 
 if TYPE_CHECKING:
     from fireside import _core
+    from fireside.generation.prompt_cache import PromptCache
     from fireside.generation.requests import Request
 
 __all__ = ["Engine", "EngineStoppedError", "QueueFullError", "wait_idle"]
@@ -43,6 +44,8 @@ class Engine(generation.Engine):
             (:mod:`fireside.server.turns`); ``None``: this engine steps on its own.
         speculative: speculative decoding in every slot (see
             :class:`fireside.generation.engine.Engine`).
+        prompt_cache: the server's prompt cache on disk, shared by its engines (see
+            :mod:`fireside.generation.prompt_cache`).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Engine(generation.Engine):
         thread_policy: ThreadPolicy | None = None,
         turns: StepTurns | None = None,
         speculative: bool = True,
+        prompt_cache: PromptCache | None = None,
     ) -> None:
         self._turns = turns
         if thread_policy is None:
@@ -76,6 +80,7 @@ class Engine(generation.Engine):
             observer=self.metrics,
             on_step=self._outbox.flush,
             speculative=speculative,
+            prompt_cache=prompt_cache,
         )
 
     def step(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from fireside.generation.prompt_cache import PromptCacheStats
     from fireside.generation.threads import ThreadStats
 
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -65,10 +66,15 @@ class Metrics:
         self.draft_tokens_accepted = 0
         self.ttft = Histogram(TTFT_BUCKETS)
         self._threads: Callable[[], ThreadStats] | None = None
+        self._prompt_cache: Callable[[], PromptCacheStats] | None = None
 
     def watch_threads(self, stats: Callable[[], ThreadStats]) -> None:
         """Show the engine's thread policy (``stats()`` is read at each render)."""
         self._threads = stats
+
+    def watch_prompt_cache(self, stats: Callable[[], PromptCacheStats]) -> None:
+        """Show the prompt cache on disk (``stats()`` is read at each render)."""
+        self._prompt_cache = stats
 
     def request(self, endpoint: str) -> None:
         with self._lock:
@@ -179,7 +185,32 @@ class Metrics:
         metric("slots_total", "gauge", "Parallel slots.", [f"slots_total {slots_total}"])
         if self._threads is not None:
             self._thread_lines(metric, self._threads())
+        if self._prompt_cache is not None:
+            self._prompt_cache_lines(metric, self._prompt_cache())
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _prompt_cache_lines(
+        metric: Callable[[str, str, str, Iterable[str]], None], c: PromptCacheStats
+    ) -> None:
+        rows = [
+            ("prompt_cache_hits_total", "counter",
+             "Prompts whose prefix was restored from the prompt cache on disk.", c.hits),
+            ("prompt_cache_misses_total", "counter",
+             "Prompts looked up in the prompt cache and not found there.", c.misses),
+            ("prompt_cache_tokens_restored_total", "counter",
+             "Prompt tokens restored from disk instead of evaluated.", c.tokens_restored),
+            ("prompt_cache_saves_total", "counter", "Prompt prefixes written to disk.", c.saves),
+            ("prompt_cache_rejected_total", "counter",
+             "Cache files found stale or damaged, ignored and removed.", c.rejected),
+            ("prompt_cache_evictions_total", "counter",
+             "Cache files removed to stay within the size bound.", c.evictions),
+            ("prompt_cache_bytes", "gauge", "Bytes of prompt cache files on disk.", c.bytes),
+            ("prompt_cache_files", "gauge", "Prompt cache files on disk.", c.files),
+            ("prompt_cache_max_bytes", "gauge", "The prompt cache's size bound.", c.max_bytes),
+        ]  # fmt: skip
+        for name, kind, help_, value in rows:
+            metric(name, kind, help_, [f"{name} {value}"])
 
     @staticmethod
     def _thread_lines(

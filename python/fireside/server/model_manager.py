@@ -45,6 +45,7 @@ from fireside.server.model_memory import OVERHEAD, estimate
 from fireside.server.turns import StepTurns, turns_width
 
 if TYPE_CHECKING:
+    from fireside.generation.prompt_cache import PromptCache
     from fireside.hub.catalog import CatalogEntry
     from fireside.model import Model
     from fireside.server.config import ServerConfig
@@ -160,6 +161,13 @@ class ModelManager:
         self._given: list[Servable] = []
         self._started = False
         self.n_loads = 0  # models loaded since the start (a counter for tests and metrics)
+        self.prompt_cache: PromptCache | None = None
+        """The prompt cache on disk every engine shares (``config.prompt_cache``)."""
+        if config.prompt_cache is not None:
+            from fireside.generation.prompt_cache import PromptCache
+
+            self.prompt_cache = PromptCache(config.prompt_cache, config.prompt_cache_size)
+            metrics.watch_prompt_cache(self.prompt_cache.stats)
         from fireside.defaults import default_n_threads
 
         # the engines' steps take turns: two models never run more threads than cores
@@ -173,6 +181,8 @@ class ModelManager:
         except BaseException:
             for record in self._loaded.values():
                 record.service.close()
+            if self.prompt_cache is not None:
+                self.prompt_cache.close()
             raise
 
     # -- names ---------------------------------------------------------------------------
@@ -345,6 +355,7 @@ class ModelManager:
                 metrics=self.metrics,
                 turns=self.turns,
                 speculative=config.speculative,
+                prompt_cache=self.prompt_cache,
             )
             service = Service(
                 model,
@@ -613,12 +624,16 @@ class ModelManager:
         for record in records:
             self._cancel_timer(record)
             await anyio.to_thread.run_sync(record.service.close)
+        if self.prompt_cache is not None:  # what the engines handed it is written
+            await anyio.to_thread.run_sync(self.prompt_cache.close)
 
     def close_now(self) -> None:
         """Unload everything without an event loop (an app that never ran)."""
         for record in list(self._loaded.values()):
             record.service.close()
         self._loaded.clear()
+        if self.prompt_cache is not None:
+            self.prompt_cache.close()
 
 
 def _free_memory() -> int:
