@@ -247,3 +247,25 @@ def test_each_thinking_family_keeps_reasoning_out_of_content(name: str, step: in
     assert reply.reasoning == reasoning == "weighing it up"
     assert reply.content == content == "It is."
     assert start not in content and end not in content
+
+
+@pytest.mark.parametrize("stream_calls", [False, True])
+def test_a_forced_reply_cut_short_leaves_no_call_text_as_content(
+    qwen25: ChatTemplate, stream_calls: bool
+) -> None:
+    """max_tokens may cut a forced reply inside its next call: that text is not an answer."""
+    plan = plan_chat(qwen25, USER, tools=[get_weather], tool_choice="required")
+    cut = CALL + '\n<tool_call>\n{"name": "get_we'
+    for end in range(len(cut) + 1):
+        reader = plan.reader(stream_calls=stream_calls)
+        deltas = [reader.feed(ch) for ch in cut[:end]] + [reader.finish()]
+        assert reader.reply is not None
+        assert reader.reply.content == "" and all(not d.content for d in deltas), end
+        calls = merge_deltas([c for d in deltas for c in d.tool_calls])
+        assert calls == reader.reply.tool_calls
+        expected = 1 if end >= CALL.index("}}") + 2 else 0  # its JSON is whole
+        if stream_calls and end >= CALL.index('"arguments": {') + len('"arguments": {'):
+            expected = 1  # begun in the stream: kept with what was sent
+        assert len(calls) == expected, end
+    auto = plan_chat(qwen25, USER, tools=[get_weather])  # not forced: the text stays
+    assert auto.parse(cut[: len(CALL) - 20]).content == cut[: len(CALL) - 20]

@@ -139,6 +139,14 @@ FIXTURES = [
         [("a", {}), ("b", {"z": 2})],
     ),
 ]
+FIXTURES += [  # (indexed above) max_tokens cut the closing tag
+    (
+        "hermes",
+        '<tool_call>\n{"name": "special_function", "arguments": {"arg1": 1}}\n</tool',
+        "",
+        [("special_function", {"arg1": 1})],
+    ),
+]
 PLAIN = [
     "Hello, world!\nWhat's up?",
     "",

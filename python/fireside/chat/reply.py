@@ -64,7 +64,10 @@ Rules:
   ``"auto"`` it is parsed in the template's family format (calls naming functions not in
   ``tools`` stay content); with ``"required"`` or a named function the grammar forces a
   call whose arguments are valid for the function's parameter schema (the thinking block
-  a prompt opened is closed first). ``parallel_tool_calls=False``: at most one call.
+  a prompt opened is closed first). ``parallel_tool_calls=False``: at most one call. A
+  forced reply is calls only: when ``max_tokens`` or a stop string cuts it, the call it
+  was writing is never left as content (``finish_reason`` says ``"length"``); it is
+  dropped, or kept with the arguments sent so far when a stream had begun it.
 * ``think``: ``True``/``False`` sets the template's ``enable_thinking`` switch (``True``
   is also accepted by a template that always thinks); ``reasoning_effort`` (``"none"``,
   ``"minimal"``, ``"low"``, ``"medium"``, ``"high"``) goes to a template that reads it,
@@ -264,8 +267,9 @@ class ReplyReader:
         tool_calls: list[dict[str, Any]] = []
         if self._calls is not None:
             last = self._calls.finish()
-            delta.content += last.content
-            self._content.append(last.content)
+            if self.plan.grammar is None:  # a forced reply is calls only (see _delta)
+                delta.content += last.content
+                self._content.append(last.content)
             assert self._calls.result is not None
             limit = None if self.plan.parallel_tool_calls else 1
             delta.tool_calls += [c for c in last.tool_calls if limit is None or c["index"] < limit]
@@ -279,6 +283,8 @@ class ReplyReader:
         if self._calls is not None and content:
             part = self._calls.feed(content)
             content, calls = part.content, part.tool_calls
+            if self.plan.grammar is not None:
+                content = ""  # the grammar wrote only calls: what is left is a cut one
         self._reasoning.append(reasoning)
         self._content.append(content)
         return ReplyDelta(content=content, reasoning=reasoning, tool_calls=calls)

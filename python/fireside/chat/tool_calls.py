@@ -201,8 +201,8 @@ def _hermes_spans(text: str) -> list[_Span]:
                 spans.append(_Span(pos, end + len(close_tag), [call]))
                 pos = text.find(open_tag, end + len(close_tag))
                 continue
-            if end == len(text):  # the closing tag was a stop string
-                spans.append(_Span(pos, end, [call]))
+            if close_tag.startswith(text[end:]):  # the tag was a stop string, or cut off
+                spans.append(_Span(pos, len(text), [call]))
                 break
         pos = text.find(open_tag, pos + 1)
     return spans
