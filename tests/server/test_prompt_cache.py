@@ -1,0 +1,256 @@
+"""``fireside serve --prompt-cache DIR``: a restarted server answers a returning
+conversation after evaluating only what is new (the engine's counters in ``/metrics``),
+with the reply a server without the cache gives; a damaged, stale or foreign cache file is
+ignored with a warning and removed, and the reply is still the same; the size bound
+evicts the least recently used file.
+
+Speculation is off so the decode counters hold nothing but prompts and replies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fireside.generation.prompt_cache import MAGIC, SUFFIX
+from fireside.server import create_app
+
+from .conftest import LiveServer, parse_metrics, serve
+
+CTX = 2048
+SETTINGS: dict[str, Any] = {"parallel": 1, "ctx_size": CTX, "n_threads": 1, "speculative": False}
+TOPICS = ["rivers", "bridges", "mills", "lamps", "roads", "bells", "boats"]
+NEXT = "Name one thing we talked about."
+
+
+def conversation(n_topics: int = len(TOPICS), guide: str = "an old town") -> list[dict[str, str]]:
+    messages = [{"role": "system", "content": f"You are a patient guide to {guide}."}]
+    for topic in TOPICS[:n_topics]:
+        messages.append({"role": "user", "content": f"Tell me about the town's {topic}."})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"The town's {topic} are old and well kept. "
+                + f"People say the {topic} were built long ago, and visitors like them. " * 8,
+            }
+        )
+    messages.append({"role": "user", "content": "And the squares?"})
+    return messages
+
+
+def ask(url: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+    model = httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"]
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+    response = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def metrics(url: str) -> dict[str, float]:
+    return parse_metrics(httpx.get(url + "/metrics", timeout=30).text)
+
+
+def evaluated(values: dict[str, float]) -> float:
+    return values["fireside_prompt_tokens_total"] - values["fireside_prompt_tokens_cached_total"]
+
+
+def cache_files(directory: Path) -> set[Path]:
+    return set(directory.glob("*" + SUFFIX))
+
+
+class CliServer:
+    """``fireside serve`` in a process of its own, stopped with Ctrl-C."""
+
+    def __init__(self, model_path: Path, cache: Path) -> None:
+        args = [str(model_path), "--port", "0", "--parallel", "1", "--ctx-size", str(CTX),
+                "--threads", "1", "--no-speculative", "--prompt-cache", str(cache)]  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fireside.cli", "serve", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        stderr = self.process.stderr
+        assert stderr is not None
+        ready, _, _ = select.select([stderr], [], [], 120)
+        line = stderr.readline() if ready else ""
+        match = re.search(r"serving \S+ at (http://127\.0\.0\.1:\d+)", line)
+        if not match:
+            self.process.kill()
+            pytest.fail(f"fireside serve did not start: {line!r}")
+        self.url = match[1]
+
+    def stop(self) -> str:
+        """Ctrl-C; the rest of its stderr."""
+        self.process.send_signal(2)
+        _, rest = self.process.communicate(timeout=60)
+        assert self.process.returncode == 0, rest
+        return rest
+
+
+def test_a_restarted_server_evaluates_only_the_new_message(
+    model_path: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    history = conversation()
+    server = CliServer(model_path, cache)  # the uninterrupted server answers both turns
+    try:
+        first = ask(server.url, history, 8)
+        answer = first["choices"][0]["message"]["content"]
+        turn = [*history, {"role": "assistant", "content": answer}, {"role": "user", "content": NEXT}]  # fmt: skip
+        before = metrics(server.url)
+        expected = ask(server.url, turn, 16)
+        uninterrupted = evaluated(metrics(server.url)) - evaluated(before)
+    finally:
+        server.stop()
+    n_conversation = first["usage"]["prompt_tokens"]
+    assert n_conversation > 1000
+    # a prefix of each prompt was stored; keep the first conversation's only, as a server
+    # stopped after the first turn would have left
+    headers = {}
+    for path in cache_files(cache):
+        headers[path] = json.loads(path.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
+    assert sorted(h["n_tokens"] for h in headers.values()) == [
+        (n_conversation - 1) // 64 * 64,
+        (expected["usage"]["prompt_tokens"] - 1) // 64 * 64,
+    ]
+    saved, header = min(headers.items(), key=lambda item: item[1]["n_tokens"])
+    for path in headers:
+        if path != saved:
+            path.unlink()
+
+    server = CliServer(model_path, cache)  # restarted
+    try:
+        reply = ask(server.url, turn, 16)
+        values = metrics(server.url)
+    finally:
+        server.stop()
+    assert reply["choices"][0]["message"] == expected["choices"][0]["message"]
+    assert reply["usage"] == expected["usage"]
+    assert values["fireside_prompt_cache_hits_total"] == 1
+    assert values["fireside_prompt_cache_tokens_restored_total"] == header["n_tokens"] > 1000 - 64
+    # only what the uninterrupted server evaluated: the new message and the reply before it
+    n_prompt = reply["usage"]["prompt_tokens"]
+    assert evaluated(values) == uninterrupted == n_prompt - header["n_tokens"]
+    # the engine decoded those prompt tokens, then each reply token that had a successor
+    n_reply = reply["usage"]["completion_tokens"]
+    last = 1 if reply["choices"][0]["finish_reason"] == "length" else 0
+    assert values["fireside_decode_tokens_total"] == uninterrupted + n_reply - last
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip(path: Path) -> None:  # same size, one byte of the cells changed
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def stale(path: Path) -> None:  # written by another fireside version
+    data = path.read_bytes()
+    line, payload = data[len(MAGIC) :].split(b"\n", 1)
+    header = json.loads(line)
+    header["fireside"] = "0.0.1"
+    path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + payload)
+
+
+def foreign(path: Path) -> None:
+    path.write_bytes(b"GGUF" + bytes(4096))
+
+
+SPOILS = [
+    (truncate, r"bytes of cells, \d+ were saved"),
+    (flip, "do not match their SHA-256"),
+    (stale, "another fireside"),
+    (foreign, "not a fireside prompt cache file"),
+]
+
+
+@pytest.fixture(scope="module")
+def cached_server(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Path]]:
+    cache = tmp_path_factory.mktemp("prompt-cache")
+    with serve(create_app(model_path, prompt_cache=cache, **SETTINGS)) as live:
+        yield live, cache
+
+
+def settle(live: LiveServer) -> None:
+    """Wait until the reply is over and its prefix written."""
+    live.wait_idle()
+    assert live.app.state.models.prompt_cache.flush(60)
+
+
+@pytest.mark.parametrize(("spoil", "why"), SPOILS, ids=[s.__name__ for s, _ in SPOILS])
+def test_a_bad_cache_file_is_ignored_with_a_warning(
+    cached_server: tuple[LiveServer, Path],
+    caplog: pytest.LogCaptureFixture,
+    spoil: Any,
+    why: str,
+) -> None:
+    live, cache = cached_server
+    messages = conversation(2)
+    expected = ask(live.url, messages, 8)  # from the cache after the first run
+    settle(live)
+    (saved,) = cache_files(cache)
+    spoil(saved)
+    live.app.state.service.engine.reset()  # nothing cached in memory: the disk is asked
+    before = metrics(live.url)
+    with caplog.at_level(logging.WARNING, logger="fireside.generation"):
+        reply = ask(live.url, messages, 8)
+    settle(live)
+    assert reply["choices"][0]["message"] == expected["choices"][0]["message"]
+    warned = [r.getMessage() for r in caplog.records if "prompt cache file" in r.getMessage()]
+    assert len(warned) == 1 and re.search(why, warned[0]), warned
+    after = metrics(live.url)
+    assert after["fireside_prompt_cache_rejected_total"] == (
+        before["fireside_prompt_cache_rejected_total"] + 1
+    )
+    assert after["fireside_prompt_cache_hits_total"] == before["fireside_prompt_cache_hits_total"]
+    assert evaluated(after) - evaluated(before) == reply["usage"]["prompt_tokens"]
+    (resaved,) = cache_files(cache)  # the bad file is gone, a good one written instead
+    assert resaved.read_bytes().startswith(MAGIC)
+    # and the good one restores
+    live.app.state.service.engine.reset()
+    assert ask(live.url, messages, 8)["choices"][0]["message"] == expected["choices"][0]["message"]
+    assert metrics(live.url)["fireside_prompt_cache_hits_total"] == (
+        after["fireside_prompt_cache_hits_total"] + 1
+    )
+
+
+def test_the_size_bound_evicts_the_least_recently_used(model_path: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    # each prompt stores 256..320 tokens: about 6-7.5 MB of cells; two fit, three do not
+    budget = 16 << 20
+    app = create_app(model_path, prompt_cache=cache, prompt_cache_size=budget, **SETTINGS)
+    guides = ["an old town", "a quiet harbour", "a mountain village"]
+    chats = [conversation(2, guide) for guide in guides]
+    with serve(app) as live:
+        files = []
+        for messages in chats[:2]:
+            ask(live.url, messages, 4)
+            settle(live)
+            (new,) = cache_files(cache) - set(files)
+            files.append(new)
+        assert sum(f.stat().st_size for f in files) <= budget
+        ask(live.url, chats[0], 4)  # a hit: the first file is now the most recently used
+        settle(live)
+        ask(live.url, chats[2], 4)
+        settle(live)
+        values = live.metrics()
+    assert values["fireside_prompt_cache_hits_total"] == 1
+    assert values["fireside_prompt_cache_evictions_total"] == 1
+    left = cache_files(cache)
+    assert files[0] in left and files[1] not in left and len(left) == 2
+    assert values["fireside_prompt_cache_bytes"] == sum(f.stat().st_size for f in left) <= budget
