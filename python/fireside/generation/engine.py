@@ -1005,7 +1005,7 @@ class Engine:
         shortest = max(keep + chunk, -(-disk.min_tokens // chunk) * chunk)
         if longest < shortest:
             return
-        found = disk.find(prompt, range(chunk, longest + 1, chunk))
+        found = disk.find(prompt, range(shortest, longest + 1, chunk))
         if found is None or found.n_tokens <= keep:
             return
         seq = slot.seq_id
