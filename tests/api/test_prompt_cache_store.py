@@ -4,6 +4,7 @@ what cannot be stored or used is refused with a clear reason."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -69,3 +70,17 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="prompt_cache must be a directory path"):
         ServerConfig(prompt_cache=3)  # type: ignore[arg-type]
     assert ServerConfig(prompt_cache=tmp_path).prompt_cache == str(tmp_path)  # type: ignore[arg-type]
+
+
+def test_an_oversized_file_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = PromptCache(tmp_path, 1000)
+    bound = cache.bind(SETTINGS)
+    tokens = [7] * 64
+    path = cache.path(bound.keys(tokens, [64])[64])
+    path.write_bytes(bytes(200_000))
+    with caplog.at_level(logging.WARNING, logger="fireside.generation"):
+        assert bound.find(tokens, [64]) is None
+    assert "more than the cache may hold" in caplog.text
+    assert not path.exists()
+    assert cache.stats().rejected == 1 and cache.stats().misses == 1
+    cache.close()

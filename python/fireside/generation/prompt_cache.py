@@ -159,15 +159,15 @@ class PromptCache:
         try:
             with path.open("rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                if size > self.max_bytes + _HEADER_MAX:
-                    raise _Invalid(f"it has {size} bytes, more than the cache may hold")
-                data = f.read()
+                data = f.read(self.max_bytes + _HEADER_MAX + 1)
         except FileNotFoundError:
             return None  # evicted by another server meanwhile
         except OSError as error:
             self.reject(path, f"it cannot be read ({error})")
             return None
         try:
+            if len(data) > self.max_bytes + _HEADER_MAX:
+                raise _Invalid(f"it has {size} bytes, more than the cache may hold")
             payload = _check(data, key, n_tokens, settings)
         except _Invalid as invalid:
             self.reject(path, str(invalid))
