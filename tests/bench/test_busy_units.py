@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fireside.bench.busy import CpuHog, free_port
+from fireside.bench.busy import CpuHog
+from fireside.bench.llama_server import free_port
 from fireside.bench.suite import ALL_SECTIONS, BUSY_TARGETS, SECTIONS, BenchConfig, Suite
 
 

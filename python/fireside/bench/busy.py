@@ -30,15 +30,13 @@ from __future__ import annotations
 import functools
 import http.client
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fireside.bench.serving import ServerBench, ServerError
+from fireside.bench.llama_server import LlamaServerBench
+from fireside.bench.serving import ServerBench
 
 if TYPE_CHECKING:
     from fireside.bench.suite import Suite
@@ -85,55 +83,6 @@ class CpuHog:
             return
         proc.kill()
         proc.wait(15)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (for a server that cannot take port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-class LlamaServerBench(ServerBench):
-    """``llama-server`` with its default threads, driven like ``fireside serve``."""
-
-    def __init__(self, bin_dir: Path, model: Path, **options: Any) -> None:
-        super().__init__(model, threads=None, **options)
-        self.bin_dir = bin_dir
-
-    def command(self) -> list[str]:
-        return [
-            str(self.bin_dir / "llama-server"),
-            "-m",
-            str(self.model),
-            "--host",
-            self.host,
-            "--port",
-            str(self.port),
-            "-np",
-            str(self.parallel),
-            "-c",
-            str(self.ctx_per_slot * self.parallel),
-        ]
-
-    def start(self) -> None:
-        """Start it on a free port and wait until ``/health`` answers 200."""
-        self._load_vocab()
-        self.port = free_port(self.host)
-        proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._proc = proc
-        deadline = time.monotonic() + self.startup_timeout
-        while not self._healthy():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ServerError("llama-server did not start (or never became healthy)")
-            time.sleep(0.1)
 
 
 def server_threads(bench: ServerBench) -> int | None:
