@@ -58,6 +58,9 @@ def test_figures_are_positive_and_finite(quick_run: tuple[dict, Path]) -> None:
         "server.aggregate.c1",
         "server.aggregate.c2",
         "server.wall.c2",
+        "server.aggregate.c8",
+        "parallel.aggregate.c1",
+        "parallel.aggregate.c8",
     ]
     for key in expected:
         fig = figures[key]
@@ -80,8 +83,18 @@ def test_reference_side_when_built(quick_run: tuple[dict, Path]) -> None:
         return
     for key in ("reference.bench.pp", "reference.bench.tg", "reference.completion.greedy"):
         assert figures[key]["median"] > 0, key
-    for key in ("decode.pp", "decode.tg", "generate.greedy", "server.c2_vs_batched"):
+    for key in (
+        "decode.pp",
+        "decode.tg",
+        "generate.greedy",
+        "generate.typical",
+        "server.c2_vs_batched",
+        "parallel.c8_vs_batched",
+    ):
         assert ratios[key] is not None and 0 < ratios[key] < 100, key
+    if (Path(results["reference_dir"]) / "llama-server").is_file():
+        assert figures["reference.llama_server.c8"]["median"] > 0
+        assert 0 < ratios["server.c8_vs_llama_server"] < 100
 
 
 def test_targets_and_markdown(quick_run: tuple[dict, Path]) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 TOOLS = ("llama-bench", "llama-completion", "llama-batched-bench")
 OPTIONAL_TOOLS = ("llama-server",)
-"""Built too by ``build_reference.py`` (unless ``--no-server``); only the ``busy``
-section's server part needs it."""
+"""Built too by ``build_reference.py`` (unless ``--no-server``); the ``server`` section
+compares with it at 8 streams, and the ``busy`` section's server part needs it."""
 ENV_VAR = "FIRESIDE_REFERENCE_BIN"
 
 

@@ -153,10 +153,14 @@ def plot(results: dict[str, Any], figures: dict[str, Figure], path: Path) -> boo
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    llama = [figures.get(f"reference.llama_server.c{n}") for n in levels]
+    threads = [figures.get(f"parallel.aggregate.c{n}") for n in levels]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for series, label, style in (
         (ours, "fireside server (streaming HTTP clients)", "o-"),
         (refs, "llama-batched-bench (S_TG)", "s--"),
+        (llama, "llama-server (same clients)", "D"),
+        (threads, "threads on one Model(n_parallel=8)", "^:"),
     ):
         xs = [n for n, f in zip(levels, series) if f is not None and f.median]
         ys = [f.median for f in series if f is not None and f.median]

@@ -1,7 +1,7 @@
 """The benchmark suite: every measurement, both sides alternated, and the targets.
 
 :func:`run_suite` runs the sections in order (import, load, decode, generate, chat,
-server), each as warm-up rounds then ``runs`` measured rounds; in a round that has a
+parallel, server), each as warm-up rounds then ``runs`` measured rounds; in a round that has a
 reference, llama.cpp's tool runs first and fireside right after (A B A B ...), so drift
 on a shared machine hits both sides. It returns the results dict and the figures that
 :mod:`fireside.bench.report` writes.
@@ -21,18 +21,24 @@ from typing import Any
 from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
 from fireside.bench.models import run_models
+from fireside.bench.parallel import LEVELS as PARALLEL_LEVELS
+from fireside.bench.parallel import STREAMS as PARALLEL_STREAMS
+from fireside.bench.parallel import run_parallel
 from fireside.bench.resume import run_resume
 from fireside.bench.speculative import run_speculative
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
 log = logging.getLogger("fireside.bench")
 
-SECTIONS = ("import", "load", "decode", "generate", "chat", "server")
+SECTIONS = ("import", "load", "decode", "generate", "chat", "parallel", "server")
 """The sections a plain run measures."""
 DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
 """LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
 ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models", "speculative", "resume")
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
+LLAMA_SERVER_STREAMS = 8
+"""The ``server`` section compares with ``llama-server -np 8`` at 8 streams (when 8 is
+one of its concurrency levels and llama-server is built)."""
 
 
 @dataclass
@@ -87,7 +93,7 @@ class BenchConfig:
             "n_gen": 16,
             "chat_turns": 3,
             "chat_reply_tokens": 8,
-            "concurrency": [1, 2],
+            "concurrency": [1, 2, 8],
             "server_tokens": 16,
             "server_prompt_tokens": 16,
             "import_runs": 2,
@@ -164,9 +170,26 @@ TARGETS = [
     Target("decode.pp", "decode-only pp vs llama-bench", ">=", 0.98),
     Target("decode.tg", "decode-only tg vs llama-bench", ">=", 0.98),
     Target("generate.greedy", "greedy generate() vs llama-completion eval", ">=", 0.97),
+    Target(
+        "generate.typical",
+        "sampled generate() (top-k 40, top-p 0.95, min-p 0.05, temperature 0.8) "
+        "vs llama-completion eval",
+        ">=",
+        0.97,
+    ),
     Target("chat.ttft_last_over_first", "chat TTFT last turn / turn 1", "<=", 1.2),
     Target("server.c8_vs_batched", "server 8 streams vs llama-batched-bench 8 seqs", ">=", 0.9),
     Target("server.c8_vs_c1", "server 8 streams vs 1 stream", ">=", 1.5),
+    Target(
+        "server.c8_vs_llama_server", "server 8 streams vs llama-server -np 8, 8 streams", ">=", 0.95
+    ),
+    Target("parallel.c8_vs_c1", "8 threads on one Model(n_parallel=8) vs 1 thread", ">=", 1.5),
+    Target(
+        "parallel.c8_vs_batched",
+        "8 threads on one Model(n_parallel=8) vs llama-batched-bench 8 seqs",
+        ">=",
+        0.9,
+    ),
     Target("rss.overhead_mb", "RSS after load - file - KV (MB)", "<=", 80.0),
     Target("import_s", "import fireside (s)", "<=", 0.3),
     Target("docs.index", "LocalDocs indexing chunks/s vs llama-embedding", ">=", 0.9),
@@ -495,6 +518,7 @@ class Suite:
 
     def run_server(self) -> None:
         from fireside.bench import reference
+        from fireside.bench.llama_server import LlamaServerBench
         from fireside.bench.serving import ServerBench
 
         cfg = self.config
@@ -508,6 +532,23 @@ class Suite:
             prompt_tokens=cfg.server_prompt_tokens,
             max_tokens=cfg.server_tokens,
         )
+        llama = None  # llama-server -np 8, measured at 8 streams right before fireside
+        if self.ref is not None and LLAMA_SERVER_STREAMS in levels:
+            if (self.ref / "llama-server").is_file():
+                llama = LlamaServerBench(
+                    self.ref,
+                    cfg.model,
+                    threads=cfg.threads,
+                    parallel=LLAMA_SERVER_STREAMS,
+                    n_ctx=LLAMA_SERVER_STREAMS * bench.ctx_per_slot,
+                    prompt_tokens=cfg.server_prompt_tokens,
+                    max_tokens=cfg.server_tokens,
+                )
+            else:
+                self.notes.append(
+                    "server: llama-server is not built (python benchmarks/build_reference.py); "
+                    "no comparison with it"
+                )
 
         def measure(n: int) -> Callable[[], None]:
             rows = []
@@ -521,11 +562,16 @@ class Suite:
                     parallel=[n],
                     n_ctx=n_ctx,
                 )
+            theirs = llama.round(n)[0] if llama is not None and n == LLAMA_SERVER_STREAMS else None
             got, per_step = bench.round(n)
 
             def commit() -> None:
                 for row in rows:
                     self.fig(f"reference.batched.s_tg.c{row.b}", "t/s").add(row.s_tg)
+                if theirs is not None:
+                    self.fig(f"reference.llama_server.c{n}", "t/s").add(
+                        theirs.steady_tokens_per_second
+                    )
                 self.fig(f"server.aggregate.c{n}", "t/s").add(got.steady_tokens_per_second)
                 self.fig(f"server.wall.c{n}", "t/s").add(got.wall_tokens_per_second)
                 if per_step is not None:
@@ -533,16 +579,21 @@ class Suite:
 
             return commit
 
-        self.live_pids = bench.pids
+        self.live_pids = lambda: bench.pids() + (llama.pids() if llama is not None else [])
         try:
             bench.start()
             bench.warm_up()
+            if llama is not None:
+                llama.start()
+                llama.warm_up()
             for i in self.rounds():
                 for n in levels:
                     self.gated(i, f"server.c{n}", functools.partial(measure, n))
         finally:
             self.live_pids = list
             bench.stop()
+            if llama is not None:
+                llama.stop()
         for n in levels:
             self.compare(
                 f"server.c{n}_vs_batched",
@@ -555,6 +606,12 @@ class Suite:
                 self.figures["server.aggregate.c8"],
                 self.figures["server.aggregate.c1"],
             )
+        n = LLAMA_SERVER_STREAMS
+        self.compare(
+            f"server.c{n}_vs_llama_server",
+            self.figures.get(f"server.aggregate.c{n}"),
+            self.figures.get(f"reference.llama_server.c{n}"),
+        )
 
     def run_busy(self) -> None:
         from fireside.bench.busy import run_busy
@@ -584,6 +641,7 @@ class Suite:
             "decode": self.run_decode,
             "generate": self.run_generate,
             "chat": self.run_chat,
+            "parallel": functools.partial(run_parallel, self),
             "server": self.run_server,
             "busy": self.run_busy,
             "models": functools.partial(run_models, self),
@@ -625,6 +683,19 @@ class Suite:
                         "reference": ref if ref is not None and ref in self.figures else None,
                     }
                 )
+        for n in PARALLEL_LEVELS:
+            if f"parallel.aggregate.c{n}" in self.figures:
+                ref_key = f"reference.batched_parallel.s_tg.c{n}"
+                comparisons.append(
+                    {
+                        "ratio": f"parallel.c{n}_vs_batched",
+                        "label": f"{n} thread{'s' if n > 1 else ''} on one "
+                        f"Model(n_parallel={PARALLEL_STREAMS}) "
+                        "(aggregate) vs llama-batched-bench",
+                        "ours": f"parallel.aggregate.c{n}",
+                        "reference": ref_key if ref_key in self.figures else None,
+                    }
+                )
         for n in cfg.concurrency:
             if f"server.aggregate.c{n}" in self.figures:
                 comparisons.append(
@@ -635,6 +706,16 @@ class Suite:
                         "reference": f"reference.batched.s_tg.c{n}",
                     }
                 )
+        n = LLAMA_SERVER_STREAMS
+        if f"reference.llama_server.c{n}" in self.figures:
+            comparisons.append(
+                {
+                    "ratio": f"server.c{n}_vs_llama_server",
+                    "label": f"server, {n} streams (aggregate) vs llama-server -np {n}",
+                    "ours": f"server.aggregate.c{n}",
+                    "reference": f"reference.llama_server.c{n}",
+                }
+            )
         comparisons += self._busy_comparisons()
         targets = TARGETS + (BUSY_TARGETS if "busy" in cfg.sections else [])
         targets += MODELS_TARGETS if "models" in cfg.sections else []
