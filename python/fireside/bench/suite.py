@@ -25,6 +25,7 @@ from fireside.bench.parallel import LEVELS as PARALLEL_LEVELS
 from fireside.bench.parallel import STREAMS as PARALLEL_STREAMS
 from fireside.bench.parallel import run_parallel
 from fireside.bench.resume import run_resume
+from fireside.bench.serve_resume import run_serve_resume
 from fireside.bench.speculative import run_speculative
 from fireside.bench.stats import Figure, paired_ratio, ratio
 
@@ -34,7 +35,15 @@ SECTIONS = ("import", "load", "decode", "generate", "chat", "parallel", "server"
 """The sections a plain run measures."""
 DOCS_SECTIONS = ("docs.index", "docs.search", "docs.update")
 """LocalDocs (:mod:`fireside.bench.docs`): asked for by name only."""
-ALL_SECTIONS = (*SECTIONS, "busy", *DOCS_SECTIONS, "models", "speculative", "resume")
+ALL_SECTIONS = (
+    *SECTIONS,
+    "busy",
+    *DOCS_SECTIONS,
+    "models",
+    "speculative",
+    "resume",
+    "serve-resume",
+)
 """``busy`` (:mod:`fireside.bench.busy`) loads a core on purpose: asked for by name only."""
 LLAMA_SERVER_STREAMS = 8
 """The ``server`` section compares with ``llama-server -np 8`` at 8 streams (when 8 is
@@ -265,6 +274,15 @@ RESUME_TARGETS = [
     ),
 ]
 """Checked when the ``resume`` section (:mod:`fireside.bench.resume`) ran."""
+SERVE_RESUME_TARGETS = [
+    Target(
+        "serve_resume.ttft_vs_reevaluate",
+        "restarted server with --prompt-cache: first token vs re-evaluating the conversation",
+        "<=",
+        0.2,
+    ),
+]
+"""Checked when the ``serve-resume`` section (:mod:`fireside.bench.serve_resume`) ran."""
 """Checked when the ``speculative`` section (:mod:`fireside.bench.speculative`) ran."""
 
 
@@ -647,6 +665,7 @@ class Suite:
             "models": functools.partial(run_models, self),
             "speculative": functools.partial(run_speculative, self),
             "resume": functools.partial(run_resume, self),
+            "serve-resume": functools.partial(run_serve_resume, self),
             "docs.index": functools.partial(docs.run_index, self),
             "docs.search": functools.partial(docs.run_search, self),
             "docs.update": functools.partial(docs.run_update, self),
@@ -721,6 +740,7 @@ class Suite:
         targets += MODELS_TARGETS if "models" in cfg.sections else []
         targets += SPECULATIVE_TARGETS if "speculative" in cfg.sections else []
         targets += RESUME_TARGETS if "resume" in cfg.sections else []
+        targets += SERVE_RESUME_TARGETS if "serve-resume" in cfg.sections else []
         return {
             "fireside_bench": 1,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
