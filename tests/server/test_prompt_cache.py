@@ -254,3 +254,22 @@ def test_the_size_bound_evicts_the_least_recently_used(model_path: Path, tmp_pat
     left = cache_files(cache)
     assert files[0] in left and files[1] not in left and len(left) == 2
     assert values["fireside_prompt_cache_bytes"] == sum(f.stat().st_size for f in left) <= budget
+
+
+def test_bad_prompt_cache_flags_fail_before_loading(model_path: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    for flags, message in (
+        (["--prompt-cache", str(blocker / "cache")], "--prompt-cache: the prompt cache directory"),
+        (["--prompt-cache", str(tmp_path), "--prompt-cache-size", "lots"], "--prompt-cache-size"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "fireside.cli", "serve", str(model_path), "--port", "0", *flags],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+        assert "serving" not in done.stderr
