@@ -64,12 +64,14 @@ def test_a_call_streams_its_name_then_its_arguments_in_pieces() -> None:
     head = text.index('"arguments"')
     named = next(i for i, d in enumerate(deltas) if d)
     assert named < len(text) and text.index("get_weather") < named < head + len('"arguments": {')
-    assert deltas[named][0] == {
-        "index": 0,
-        "id": "id",
-        "type": "function",
-        "function": {"name": "get_weather", "arguments": ""},
-    }
+    assert deltas[named] == [  # one delta per call and piece: the name, the first "{"
+        {
+            "index": 0,
+            "id": "id",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": "{"},
+        }
+    ]
     fragments = [d for piece in deltas[named:] for d in piece][1:]
     assert len(fragments) > 5 and all(set(d) == {"index", "function"} for d in fragments)
     assert deltas[-1] == []  # nothing left for the end
@@ -89,6 +91,8 @@ def test_cut_anywhere_the_stream_equals_the_one_shot_parse(text) -> None:
         assert result == whole, pieces
         assert content == whole.content
         assert merge_deltas(d for piece in deltas for d in piece) == calls_of(whole), pieces
+        for piece in deltas:
+            assert len({d["index"] for d in piece}) == len(piece)  # one delta per call
 
 
 @pytest.mark.parametrize("text", COMPLETE + BROKEN)

@@ -582,7 +582,18 @@ class ToolCallStream:
         return ready
 
     def _stream_calls(self) -> list[dict[str, Any]]:
-        """Deltas of the calls being written (see the class docs)."""
+        """Deltas of the calls being written (see the class docs), one per call (a call's
+        name and its first arguments in one delta, as clients expect)."""
+        deltas: list[dict[str, Any]] = []
+        for delta in self._next_deltas():
+            if deltas and deltas[-1]["index"] == delta["index"]:
+                function = deltas[-1]["function"]
+                function["arguments"] += delta["function"]["arguments"]
+            else:
+                deltas.append(delta)
+        return deltas
+
+    def _next_deltas(self) -> list[dict[str, Any]]:
         if not self._streams or self._scan < 0:
             return []
         deltas: list[dict[str, Any]] = []
