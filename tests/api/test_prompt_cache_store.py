@@ -4,13 +4,14 @@ what cannot be stored or used is refused with a clear reason."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from pathlib import Path
 
 import pytest
-from fireside.generation.prompt_cache import SUFFIX, PromptCache
+from fireside.generation.prompt_cache import MAGIC, SUFFIX, PromptCache
 from fireside.server.config import ServerConfig
 
 SETTINGS = {"model_name": "m.gguf", "n_ctx": 512, "chunk": 64}
@@ -27,8 +28,8 @@ def test_two_caches_share_a_directory(tmp_path: Path) -> None:
     def writer(index: int) -> None:
         start.wait()
         for prompt in prompts:  # both caches write every prefix: the same keys race
-            key = bound[index % 2].keys(prompt, [128])[128]
-            bound[index % 2].save(key, 128, bytes([prompt[0] % 251]) * PAYLOAD)
+            keys = bound[index % 2].keys(prompt, [64, 128])
+            bound[index % 2].save(list(keys.values()), 128, bytes([prompt[0] % 251]) * PAYLOAD)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
     for thread in threads:
@@ -41,10 +42,17 @@ def test_two_caches_share_a_directory(tmp_path: Path) -> None:
     assert all(name.endswith(SUFFIX) for name in names), names  # no temporary files left
     assert sum((tmp_path / name).stat().st_size for name in names) <= budget
     assert 1 <= len(names) <= 10
+    n_found = 0
     for prompt in prompts:  # whatever is left is whole and valid
         found = bound[0].find(prompt, [64, 128])
         if found is not None:
-            assert found.n_tokens == 128 and found.payload == bytes([prompt[0] % 251]) * PAYLOAD
+            assert found.n_tokens == found.n_file == 128
+            assert found.payload == bytes([prompt[0] % 251]) * PAYLOAD
+            n_found += 1
+        half = bound[1].find([*prompt[:64], -1, -2], [64])  # the start of a stored prefix
+        assert (half is not None) == (found is not None)
+        assert half is None or (half.n_tokens, half.n_file) == (64, 128)
+    assert n_found == len(names)
     assert caches[0].stats().rejected == 0
     for cache in caches:
         cache.close()
@@ -53,7 +61,7 @@ def test_two_caches_share_a_directory(tmp_path: Path) -> None:
 def test_a_prefix_larger_than_the_bound_is_not_stored(tmp_path: Path) -> None:
     cache = PromptCache(tmp_path, 1000)
     bound = cache.bind(SETTINGS)
-    assert not bound.save(bound.keys([1] * 64, [64])[64], 64, bytes(2000))
+    assert not bound.save(list(bound.keys([1] * 64, [64]).values()), 64, bytes(2000))
     cache.close()
     assert os.listdir(tmp_path) == []
 
@@ -76,8 +84,10 @@ def test_an_oversized_file_is_not_read(tmp_path: Path, caplog: pytest.LogCapture
     cache = PromptCache(tmp_path, 1000)
     bound = cache.bind(SETTINGS)
     tokens = [7] * 64
-    path = cache.path(bound.keys(tokens, [64])[64])
-    path.write_bytes(bytes(200_000))
+    key = bound.keys(tokens, [64])[64]
+    path = cache.path(key)
+    header = {"format": 1, "key": key, "prefix_keys": [key], "n_tokens": 64, **SETTINGS}
+    path.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + bytes(1100 << 10))
     with caplog.at_level(logging.WARNING, logger="fireside.generation"):
         assert bound.find(tokens, [64]) is None
     assert "more than the cache may hold" in caplog.text

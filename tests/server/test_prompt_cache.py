@@ -273,3 +273,32 @@ def test_bad_prompt_cache_flags_fail_before_loading(model_path: Path, tmp_path: 
         assert done.returncode == 1, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
         assert "serving" not in done.stderr
+
+
+def test_a_shared_system_prompt_is_restored_from_a_longer_prefix(
+    model_path: Path, tmp_path: Path
+) -> None:
+    system = {"role": "system", "content": "You guide visitors. " + "Be kind and brief. " * 60}
+    first = [system, {"role": "user", "content": "Tell me about the bridges."}]
+    other = [system, {"role": "user", "content": "What do the bells sound like?"}]
+    with serve(create_app(model_path, **SETTINGS)) as live:
+        expected = ask(live.url, other, 8)
+    cache = tmp_path / "cache"
+    with serve(create_app(model_path, prompt_cache=cache, **SETTINGS)) as live:
+        stored = ask(live.url, first, 4)
+        settle(live)
+        (saved,) = cache_files(cache)
+        live.app.state.service.engine.reset()  # as after a restart
+        reply = ask(live.url, other, 8)
+        values = live.metrics()
+    assert reply["choices"][0]["message"] == expected["choices"][0]["message"]
+    # the file held the first prompt's prefix; the part the other prompt shares was used
+    restored = values["fireside_prompt_cache_tokens_restored_total"]
+    assert values["fireside_prompt_cache_hits_total"] == 1
+    header = json.loads(saved.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
+    assert header["n_tokens"] == (stored["usage"]["prompt_tokens"] - 1) // 64 * 64
+    assert 256 <= restored < header["n_tokens"]  # its start only: the rest was cut
+    assert restored % 64 == 0 and evaluated(values) == (
+        stored["usage"]["prompt_tokens"] + reply["usage"]["prompt_tokens"] - restored
+    )
+    assert saved in cache_files(cache)

@@ -1017,6 +1017,9 @@ class Engine:
             slot.forget(self.ctx)
             disk.cache.reject(found.path, f"llama.cpp cannot restore it ({error})")
             return
+        if found.n_tokens < found.n_file and not self.ctx.seq_rm(seq, found.n_tokens, -1):
+            slot.forget(self.ctx)  # the start of a longer prefix, in a cache that cannot be cut
+            return
         slot.cached = prompt[: found.n_tokens]
         self._exact[seq] = found.n_tokens
         disk.cache.hit(found)
@@ -1032,8 +1035,8 @@ class Engine:
         n -= n % self.chunk
         if n < disk.min_tokens:
             return
-        key = disk.keys(slot.cached, [n])[n]
-        if disk.stored(key):
+        keys = disk.keys(slot.cached, range(self.chunk, n + 1, self.chunk))
+        if disk.stored(keys[n]):
             return
         if n < len(slot.cached):
             if not self.ctx.seq_rm(seq, n, -1):
@@ -1044,7 +1047,7 @@ class Engine:
         except FiresideError as error:
             log.warning("the prompt cache could not read sequence %d: %s", seq, error)
             return
-        disk.save(key, n, payload)
+        disk.save(list(keys.values()), n, payload)
 
     def _end(self, request: Request, event: Done | BaseException) -> None:
         self._timing.pop(request.id, None)

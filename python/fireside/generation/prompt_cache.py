@@ -54,7 +54,7 @@ DEFAULT_MIN_TOKENS = 256
 """Prefixes shorter than this are not stored (evaluating them is quick anyway)."""
 MAX_PENDING_BYTES = 512 << 20
 """Cells waiting to be written; a save beyond this is skipped (the writer is behind)."""
-_HEADER_MAX = 64 << 10
+_HEADER_MAX = 1 << 20  # a header lists a key per chunk: 64 hex digits per 64 tokens
 _STALE_TMP_S = 3600.0
 _NAME = re.compile(r"^[0-9a-f]{64}" + re.escape(SUFFIX) + r"$")
 _TMP = re.compile(r"^\.[0-9a-f]{64}\.\d+\.[0-9a-f]+\.tmp$")
@@ -83,11 +83,14 @@ class PromptCacheStats:
 
 @dataclass(frozen=True)
 class Found:
-    """A stored prefix read from disk and checked: its length and the cells."""
+    """A stored prefix read from disk and checked: the cells of ``n_file`` tokens, of
+    which the first ``n_tokens`` are the prefix asked for (the rest is cut after
+    restoring)."""
 
     n_tokens: int
     payload: bytes
     path: Path
+    n_file: int
 
 
 class PromptCache:
@@ -129,6 +132,11 @@ class PromptCache:
         self._queue: deque[tuple[str, bytes, bytes]] = deque()
         self._pending = 0  # bytes queued or being written
         self._closed = False
+        # every chunk boundary's key of the files on disk -> (file key, its tokens), so a
+        # prompt sharing only the start of a stored one (a system prompt) finds it too
+        self._headers: dict[str, tuple[str, int, list[str]]] = {}  # by file name
+        self._index: dict[str, tuple[str, int]] = {}
+        self._listed = -1  # the directory's mtime when it was last indexed
         self._evict()
         self._writer = threading.Thread(
             target=self._write_loop, name="fireside-prompt-cache", daemon=True
@@ -151,11 +159,52 @@ class PromptCache:
 
     # -- reading ---------------------------------------------------------------------
 
+    def locate(self, key: str) -> tuple[str, int] | None:
+        """The stored file holding the prefix whose key is ``key`` (at one of its chunk
+        boundaries): its key and token count."""
+        self._refresh()
+        with self._lock:
+            return self._index.get(key)
+
+    def _refresh(self) -> None:
+        """Index the headers of files written since the last look (by anyone)."""
+        try:
+            listed = self.directory.stat().st_mtime_ns
+        except OSError:
+            return
+        with self._lock:
+            if listed == self._listed:
+                return
+        names = {e.name for e in os.scandir(self.directory) if _NAME.match(e.name)}
+        with self._lock:
+            known = dict(self._headers)
+        headers = {name: known[name] for name in names if name in known}
+        for name in names - headers.keys():
+            path = self.directory / name
+            try:
+                with path.open("rb") as f:
+                    head = f.read(len(MAGIC) + _HEADER_MAX)
+                header = _header(head)
+                keys = header.get("prefix_keys")
+                if not isinstance(keys, list) or header.get("key") != name[: -len(SUFFIX)]:
+                    raise _Invalid("its header lists no prefix keys")
+                headers[name] = (name[: -len(SUFFIX)], int(header["n_tokens"]), keys)
+            except FileNotFoundError:
+                continue
+            except (OSError, _Invalid, KeyError, TypeError, ValueError) as error:
+                self.reject(path, str(error) or type(error).__name__)
+        index: dict[str, tuple[str, int]] = {}
+        for key, n, keys in sorted(headers.values(), key=lambda h: -h[1]):
+            for prefix in keys:  # the shortest file holding a prefix wins (less to read)
+                index[str(prefix)] = (key, n)
+        with self._lock:
+            self._headers, self._index, self._listed = headers, index, listed
+
     def read(
         self, path: Path, key: str, n_tokens: int, settings: Mapping[str, Any]
-    ) -> Found | None:
-        """The checked contents of ``path`` (``None``: missing, or invalid: then warned
-        about and removed)."""
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """The checked header and cells of ``path`` (``None``: missing, or invalid: then
+        warned about and removed)."""
         try:
             with path.open("rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -168,11 +217,10 @@ class PromptCache:
         try:
             if len(data) > self.max_bytes + _HEADER_MAX:
                 raise _Invalid(f"it has {size} bytes, more than the cache may hold")
-            payload = _check(data, key, n_tokens, settings)
+            return _check(data, key, n_tokens, settings)
         except _Invalid as invalid:
             self.reject(path, str(invalid))
             return None
-        return Found(n_tokens, payload, path)
 
     def hit(self, found: Found) -> None:
         """``found`` was restored into a sequence: count it and mark it used."""
@@ -338,31 +386,51 @@ class BoundPromptCache:
         return keys
 
     def find(self, tokens: Sequence[int], lengths: Sequence[int]) -> Found | None:
-        """The longest stored valid prefix of ``tokens`` among ``lengths`` (ascending)."""
+        """The longest stored valid prefix of ``tokens`` among ``lengths`` (ascending;
+        multiples of the chunk), alone in its file or the start of a longer one."""
+        chunk = int(self.settings["chunk"])
         keys = self.keys(tokens, lengths)
         for n in reversed(lengths):
-            path = self.cache.path(keys[n])
-            if not path.is_file():
+            where = self.cache.locate(keys[n])
+            if where is None or where[1] < n:
                 continue
-            found = self.cache.read(path, keys[n], n, self.settings)
-            if found is not None:
-                return found
+            key, n_file = where
+            path = self.cache.path(key)
+            checked = self.cache.read(path, key, n_file, self.settings)
+            if checked is None:
+                continue
+            header, payload = checked
+            prefixes = header.get("prefix_keys")
+            if not isinstance(prefixes, list) or len(prefixes) < n // chunk:
+                self.cache.reject(path, "its header lists too few prefix keys")
+                continue
+            if prefixes[n // chunk - 1] != keys[n]:
+                self.cache.reject(path, "it holds another prefix than its header says")
+                continue
+            return Found(n, payload, path, n_file)
         self.cache.miss()
         return None
 
     def stored(self, key: str) -> bool:
-        """Whether ``key`` is on disk (then it is marked used)."""
-        path = self.cache.path(key)
-        if path.is_file():
-            _touch(path)
-            return True
-        return False
+        """Whether the prefix ``key`` is on disk, alone or as the start of a longer one
+        (then that file is marked used)."""
+        where = self.cache.locate(key)
+        if where is None:
+            return False
+        path = self.cache.path(where[0])
+        if not path.is_file():
+            return False
+        _touch(path)
+        return True
 
-    def save(self, key: str, n_tokens: int, payload: bytes) -> bool:
-        """Queue the cells of a prefix of ``n_tokens`` under ``key``."""
+    def save(self, keys: Sequence[str], n_tokens: int, payload: bytes) -> bool:
+        """Queue the cells of a prefix of ``n_tokens`` whose chunk boundaries have
+        ``keys`` (the last is the prefix's own)."""
+        key = keys[-1]
         header = {
             "format": FORMAT,
             "key": key,
+            "prefix_keys": list(keys),
             "n_tokens": n_tokens,
             "size": len(payload),
             "sha256": hashlib.sha256(payload).hexdigest(),
@@ -376,9 +444,8 @@ class _Invalid(Exception):
     pass
 
 
-def _check(data: bytes, key: str, n_tokens: int, settings: Mapping[str, Any]) -> bytes:
-    """The payload of a file's ``data`` if it is a valid prefix file for these; raises
-    :class:`_Invalid` naming what is wrong."""
+def _header(data: bytes) -> dict[str, Any]:
+    """The header at the start of a file's ``data``; raises :class:`_Invalid`."""
     if not data.startswith(MAGIC):
         raise _Invalid("it is not a fireside prompt cache file")
     end = data.find(b"\n", len(MAGIC), len(MAGIC) + _HEADER_MAX)
@@ -390,6 +457,17 @@ def _check(data: bytes, key: str, n_tokens: int, settings: Mapping[str, Any]) ->
         raise _Invalid("its header is not JSON") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _Invalid(f"it has another format ({header!r:.60})")
+    header["_end"] = end
+    return header
+
+
+def _check(
+    data: bytes, key: str, n_tokens: int, settings: Mapping[str, Any]
+) -> tuple[dict[str, Any], bytes]:
+    """The header and payload of a file's ``data`` if it is a valid prefix file for
+    these; raises :class:`_Invalid` naming what is wrong."""
+    header = _header(data)
+    end = header.pop("_end")
     problem = settings_problem(header, settings)
     if problem is not None:
         raise _Invalid(problem)
@@ -400,7 +478,7 @@ def _check(data: bytes, key: str, n_tokens: int, settings: Mapping[str, Any]) ->
         raise _Invalid(f"it has {len(payload)} bytes of cells, {header.get('size')} were saved")
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise _Invalid("its cells do not match their SHA-256 (changed or damaged)")
-    return payload
+    return header, payload
 
 
 def _touch(path: Path) -> None:
