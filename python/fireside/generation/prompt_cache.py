@@ -182,9 +182,7 @@ class PromptCache:
         for name in names - headers.keys():
             path = self.directory / name
             try:
-                with path.open("rb") as f:
-                    head = f.read(len(MAGIC) + _HEADER_MAX)
-                header = _header(head)
+                header = _header(_head(path))
                 keys = header.get("prefix_keys")
                 if not isinstance(keys, list) or header.get("key") != name[: -len(SUFFIX)]:
                     raise _Invalid("its header lists no prefix keys")
@@ -479,6 +477,18 @@ def _check(
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise _Invalid("its cells do not match their SHA-256 (changed or damaged)")
     return header, payload
+
+
+def _head(path: Path) -> bytes:
+    """The start of a file, up to the end of its header line (or the header limit)."""
+    with path.open("rb") as f:
+        data = f.read(len(MAGIC) + (16 << 10))
+        while b"\n" not in data[len(MAGIC) :] and len(data) < len(MAGIC) + _HEADER_MAX:
+            more = f.read(64 << 10)
+            if not more:
+                break
+            data += more
+    return data
 
 
 def _touch(path: Path) -> None:
