@@ -605,7 +605,11 @@ class Engine:
         generating = [s for s in slots if s.next_token is not None]
         n_tokens = 0
         verifying: list[tuple[Slot, list[int]]] = []
-        if self._max_draft != 0 and generating:
+        # A verification is a decode of its own: beside other generating slots it costs
+        # them a whole step, which the measured cost does not count, so only a slot that
+        # generates alone drafts (a pinned cost, "always", drafts regardless).
+        alone = len(generating) == 1 or self.verify_cost.fixed is not None
+        if self._max_draft != 0 and generating and alone:
             plain = []
             for slot in generating:
                 draft = self._draft(slot)
