@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from fireside import _core
 from fireside.chat.reasoning import ReasoningFormat
-from fireside.chat.reply import ToolChoiceSpec, plan_chat
+from fireside.chat.reply import ChatReply, ToolChoiceSpec, plan_chat
 from fireside.chat.reply_stream import ChatStream
 from fireside.chat.templates import ChatTemplate
 from fireside.chat.tools import ToolLike
@@ -37,7 +37,7 @@ from fireside.errors import ClosedError, ContextLengthError
 from fireside.generation.context_room import prompt_fits, reply_limit, reply_reserve
 from fireside.generation.draft import check_vocabulary
 from fireside.generation.engine import CacheStats, Engine
-from fireside.generation.results import OPENAI_FINISH_REASON, GenerationResult
+from fireside.generation.results import GenerationResult
 from fireside.generation.sampling import SamplingOptions, SamplingParams, build_sampler
 from fireside.generation.stream import (
     GenerationStream,
@@ -774,24 +774,17 @@ def _logprobs_content(result: GenerationResult) -> dict[str, Any] | None:
 
 
 def openai_finish_reason(result: GenerationResult) -> str:
-    """OpenAI's ``finish_reason`` for a chat reply: ``"tool_calls"`` when it made calls
-    (and ended by itself), else the mapping of :data:`OPENAI_FINISH_REASON`."""
-    if result.tool_calls and result.finish_reason in ("eos", "stop"):
-        return "tool_calls"
-    return OPENAI_FINISH_REASON[result.finish_reason]
+    """OpenAI's ``finish_reason`` for a chat reply (:meth:`ChatReply.finish_reason`)."""
+    return _reply_of(result).finish_reason(result.finish_reason)
 
 
 def chat_message(result: GenerationResult) -> dict[str, Any]:
-    """The OpenAI assistant ``message`` of a chat reply: ``content`` (``None`` when the
-    reply is only tool calls), ``tool_calls`` and ``reasoning_content`` when present."""
-    message: dict[str, Any] = {"role": "assistant", "content": result.text}
-    if result.tool_calls:
-        message["tool_calls"] = [dict(call) for call in result.tool_calls]
-        if not result.text:
-            message["content"] = None
-    if result.reasoning is not None:
-        message["reasoning_content"] = result.reasoning
-    return message
+    """The OpenAI assistant ``message`` of a chat reply (:meth:`ChatReply.message`)."""
+    return _reply_of(result).message()
+
+
+def _reply_of(result: GenerationResult) -> ChatReply:
+    return ChatReply(result.text, result.reasoning, list(result.tool_calls))
 
 
 def chat_completion(result: GenerationResult, model_name: str) -> dict[str, Any]:

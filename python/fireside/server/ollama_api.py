@@ -44,22 +44,7 @@ router.include_router(models_router)
 public = APIRouter(prefix="/api")
 public.include_router(models_public)
 
-_SAMPLING = (
-    "temperature",
-    "top_k",
-    "top_p",
-    "min_p",
-    "typical_p",
-    "repeat_penalty",
-    "repeat_last_n",
-    "presence_penalty",
-    "frequency_penalty",
-    "mirostat",
-    "mirostat_tau",
-    "mirostat_eta",
-    "seed",
-    "stop",
-)
+_SAMPLING = (*o.SAMPLING_OPTIONS, "seed", "stop")
 _OLLAMA_NAMES: dict[str, tuple[str, ...]] = {
     **{name: ("options", name) for name in _SAMPLING},
     "max_tokens": ("options", "num_predict"),
