@@ -1,5 +1,6 @@
 #include "context.h"
 
+#include "compute_thread.h"
 #include "errors.h"
 #include "logging.h"
 #include "threads.h"
@@ -260,9 +261,9 @@ void Context::decode(const std::vector<llama_token>& tokens, const py::object& p
     int32_t rc = 0;
     std::string reason;
     {
-        LogCapture capture;
-        {
-            py::gil_scoped_release release;
+        py::gil_scoped_release release;
+        run_on_compute_thread([&] {
+            LogCapture capture;  // on the thread llama.cpp logs from
 #ifdef FIRESIDE_RPC_RECOVERABLE
             try {
 #endif
@@ -282,8 +283,8 @@ void Context::decode(const std::vector<llama_token>& tokens, const py::object& p
                 // Aborted or failed midway: drop the ubatches that made it into the cache.
                 for (auto& [s, p] : before) llama_memory_seq_rm(mem, s, p + 1, -1);
             }
-        }
-        reason = capture.reason();
+            reason = capture.reason();
+        });
     }
     flush_logs();
     if (rc == 0) {
