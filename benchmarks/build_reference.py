@@ -2,11 +2,11 @@
 """Build llama.cpp's own benchmark tools from the vendored tree fireside is built from.
 
 The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
-``llama-completion``, ``llama-batched-bench``, ``llama-embedding`` (LocalDocs
-indexing), ``llama-lookup`` (the ``speculative`` section) and ``llama-server`` (the ``busy`` section; ``--no-server`` skips it),
-compiled from the same pinned source
-(``vendor/fetch_llama_cpp.py`` resolves it) with the same options that matter for speed
-as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
+``llama-completion``, ``llama-batched-bench``, ``llama-embedding`` (LocalDocs indexing),
+``llama-lookup`` (the ``speculative`` section: llama.cpp's prompt-lookup example) and
+``llama-server`` (the ``server`` and ``busy`` sections; ``--no-server`` skips it), compiled
+from the same pinned source (``vendor/fetch_llama_cpp.py`` resolves it) with the same
+options that matter for speed as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
 They go into a separate build directory (default ``build/reference``) and are never part
 of the wheel.
 
@@ -61,7 +61,8 @@ def configure_args(
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         f"-DGGML_NATIVE={'OFF' if portable else 'ON'}",
         "-DGGML_RPC=ON",
-        # the tools live in tools/ (llama-embedding in examples/) and link llama-common;
+        # the tools live in tools/ (llama-embedding, llama-lookup in examples/) and link
+        # llama-common;
         # only the targets named are built
         "-DLLAMA_BUILD_COMMON=ON",
         "-DLLAMA_BUILD_TOOLS=ON",
