@@ -221,18 +221,72 @@ class ModelManager:
 
     def find(self, name: str) -> Servable | None:
         """The servable model ``name`` means, or ``None`` (may read the store: call it in a
-        worker thread unless :meth:`find_loaded` found it)."""
-        from fireside.hub.catalog import get_entry
+        worker thread unless :meth:`find_loaded` found it).
 
-        wanted = without_latest(name).lower()
+        The same model :meth:`servable` lists first among those answering to ``name``,
+        but only the catalog entries that can answer to it are looked for on disk (a
+        catalog entry's names, file name included, are known without looking)."""
         known = self.find_loaded(name)
         if known is not None:
             return known
+        wanted = without_latest(name).lower()
+        found = self._search(wanted)
+        if found is not None:
+            self._aliases[wanted] = found.key
+        return found
+
+    def _search(self, wanted: str) -> Servable | None:
+        from fireside.hub import quants, store
+        from fireside.hub.catalog import catalog_entries, get_entry
+        from fireside.hub.names import CatalogRef
+        from fireside.hub.resolve import find_local
+
         entry = get_entry(wanted)
-        for servable in self.servable():
+        for servable in self._given:
             if wanted in servable.names or (entry is not None and servable.entry is entry):
-                self._aliases[wanted] = servable.key
                 return servable
+        seen = {s.key for s in self._given}
+        entries = catalog_entries()
+
+        def local(e: CatalogEntry) -> Path | None:
+            paths = find_local(CatalogRef(entry=e, name=e.name))
+            return paths[0] if paths else None
+
+        for i, e in enumerate(entries):
+            file_name = Path(e.file).name  # the name of its file, in the store or HF's cache
+            names = _names(e.name, Path(file_name), e)
+            if e is not entry and wanted not in names:
+                continue
+            path = local(e)
+            if path is None or not path.is_file() or path.resolve() in seen:
+                continue
+            # an earlier entry with the same file (only one of that name can be) lists it
+            if any(
+                Path(o.file).name == file_name and (p := local(o)) and p.resolve() == path.resolve()
+                for o in entries[:i]
+            ):
+                continue
+            return Servable(e.name, path, e, names)
+        for path in store.downloaded_files():
+            if quants.is_later_part(path.name) or path.resolve() in seen:
+                continue
+            record = store.read_record(path) or {}
+            listed = str(record.get("name") or path.name)
+            id_ = path.name.removesuffix(".gguf")
+            names = _names(id_, path, None, listed)
+            if wanted not in names:
+                continue
+            # a catalog model's file is listed as that model: its file has its file name,
+            # unless linked to under another one
+            linked = path.is_symlink()
+            if any(
+                (linked or Path(e.file).name == path.name)
+                and (p := local(e))
+                and p.resolve() == path.resolve()
+                for e in entries
+            ):
+                continue
+            return Servable(id_, path, None, names)
         return None
 
     def find_loaded(self, name: str) -> Servable | None:

@@ -1,0 +1,120 @@
+"""Which model a request's name means, found without listing the whole store.
+
+:meth:`ModelManager.find` must pick the same model as the first entry of
+:meth:`ModelManager.servable` (the listing ``/v1/models`` shows) answering to the name,
+while looking on disk only for the catalog entries that can answer to it (a request
+for a model that is not loaded pays this lookup before its load starts). Checked on a
+real store: a catalog model's file, plain downloads (one with a download record naming
+it), a link to the catalog file under another name, the second part of a split model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fireside.hub import config, get_entry, store
+from fireside.server.config import ServerConfig
+from fireside.server.metrics import Metrics
+from fireside.server.model_manager import ModelManager, Servable, without_latest
+
+SMOL = "smollm2-135m-instruct"
+ENTRY = get_entry(SMOL)
+assert ENTRY is not None
+
+
+def _place(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[ModelManager]:
+    root = tmp_path_factory.mktemp("find-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
+        mp.setenv("HF_HOME", str(root / "hf-home"))
+        mp.delenv("FIRESIDE_MODELS_DIR", raising=False)
+        config.set_offline(None)
+        catalog_file = store.hub_path(ENTRY.repo, ENTRY.file)
+        _place(model_path, catalog_file)
+        models = config.models_dir()
+        _place(model_path, models / "local" / "plain-model.gguf")
+        recorded = models / "urls" / "abc" / "downloaded.gguf"
+        _place(model_path, recorded)
+        record = recorded.with_name(recorded.name + store.RECORD_SUFFIX)
+        record.write_text(json.dumps({"name": "https://example.invalid/m.gguf"}))
+        _place(model_path, models / "local" / "split-00002-of-00002.gguf")
+        link = models / "local" / "alias-of-smol.gguf"
+        link.symlink_to(catalog_file)
+        manager = ModelManager(ServerConfig(), metrics=Metrics())
+        try:
+            yield manager
+        finally:
+            manager.close_now()
+            config.set_offline(None)
+
+
+def _first_listed(manager: ModelManager, name: str) -> Servable | None:
+    """What the full listing says ``name`` means (as find did before)."""
+    wanted = without_latest(name).lower()
+    entry = get_entry(wanted)
+    for servable in manager.servable():
+        if wanted in servable.names or (entry is not None and servable.entry is entry):
+            return servable
+    return None
+
+
+def test_find_picks_what_the_listing_lists_first(manager: ModelManager) -> None:
+    listed = manager.servable()
+    ids = {s.id for s in listed}
+    assert SMOL in ids and "plain-model" in ids and "downloaded" in ids
+    assert "alias-of-smol" not in ids  # the catalog model's file, listed as that model
+    assert not any(s.id.startswith("split-00002") for s in listed)
+    names = {n for s in listed for n in s.names} | {
+        "smollm2:latest",
+        "SmolLM2-135M-Instruct",
+        "alias-of-smol",
+        "alias-of-smol.gguf",
+        "split-00002-of-00002",
+        "nothing-like-this",
+        "https://example.invalid/m.gguf",
+    }
+    for name in sorted(names):
+        expected = _first_listed(manager, name)
+        found = manager.find(name)
+        assert (found and (found.id, found.path)) == (expected and (expected.id, expected.path)), (
+            name
+        )
+
+
+def test_find_looks_on_disk_only_for_entries_that_can_answer(
+    manager: ModelManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fireside.hub import manage, resolve
+
+    looked: list[str] = []
+    real = resolve.find_local
+
+    def counting(ref: object) -> list[Path]:
+        looked.append(getattr(ref, "name", "?"))
+        return real(ref)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(resolve, "find_local", counting)
+    monkeypatch.setattr(manage, "find_local", counting)
+    found = manager.find("plain-model")
+    assert found is not None and found.path.name == "plain-model.gguf"
+    assert looked == []  # no catalog entry is named so, and no file is named like it
+    found = manager.find(SMOL)
+    assert found is not None and found.entry is ENTRY
+    assert looked == [ENTRY.name]
+    looked.clear()
+    manager.servable()  # the full listing looks for every entry
+    assert len(looked) > 1
