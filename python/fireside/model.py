@@ -30,6 +30,7 @@ from fireside import _core
 from fireside.chat.reasoning import ReasoningFormat
 from fireside.chat.reply import ChatReply, ToolChoiceSpec, plan_chat
 from fireside.chat.reply_stream import ChatStream
+from fireside.chat.template_pool import shared_pool
 from fireside.chat.templates import ChatTemplate
 from fireside.chat.tools import ToolLike
 from fireside.defaults import default_n_ctx, kv_bytes_per_token
@@ -161,6 +162,9 @@ class Model:
             load["devices"] = devices
         if callable(progress):
             load["progress"] = progress
+        # the chat template is checked in a worker process once the model has loaded:
+        # start the process now (if there is none yet), while llama.cpp loads
+        shared_pool().prewarm()
         self._core = _core.Model(self._path, **load)
         self._closed = False
         self._parts_lock = threading.Lock()  # creates the parts made on first use

@@ -208,9 +208,12 @@ class TemplatePool:
         """Worker processes started so far."""
         self.killed = 0
         """Workers killed for overrunning the time limit."""
+        self.prewarmed = 0
+        """Workers started ahead of need by :meth:`prewarm`."""
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._busy = 0
+        self._starting = 0  # prewarmed workers still starting (counted in _busy)
         self._new_registry()
 
     def _new_registry(self) -> None:
@@ -232,6 +235,43 @@ class TemplatePool:
         request = ("render", source, self.time_limit, label, variables, input_size)
         max_reply = 4 * max_output(input_size) + 1024
         return self._call(request, "the chat template", "finish rendering", max_reply)
+
+    def prewarm(self) -> bool:
+        """Start a worker in a background thread when the pool has none, so that the
+        next request (e.g. compiling a model's template once the model has loaded) finds
+        it ready instead of waiting for a process to start; whether one was started. A
+        request that comes while it starts waits for it; if it fails to start, the
+        request starts its own (and reports why that failed)."""
+        with self._cond:
+            if self._registry.pid != os.getpid() or self.max_idle < 1:
+                return False
+            if self._registry.workers or self._busy:  # one runs, starts or is idle
+                return False
+            self._busy += 1
+            self._starting += 1
+            self.prewarmed += 1
+        threading.Thread(
+            target=self._start_idle, name="fireside-template-prewarm", daemon=True
+        ).start()
+        return True
+
+    def _start_idle(self) -> None:
+        worker: _Worker | None
+        try:
+            worker = _Worker(self.memory_limit)
+        except TemplateError:  # the next request starts one itself and says why it fails
+            worker = None
+        with self._cond:
+            self._starting -= 1
+            if worker is None:
+                self._busy -= 1
+                self._cond.notify_all()
+                return
+            self.spawned += 1
+            self._registry.workers.add(worker)
+        self._checkin(worker, True)
+        with self._cond:
+            self._cond.notify_all()
 
     @property
     def busy(self) -> int:
@@ -313,10 +353,10 @@ class TemplatePool:
                         self._busy += 1
                         return worker
                     self._forget(worker)
-                if self._busy < self.max_workers:
+                if self._busy < self.max_workers and not self._starting:
                     self._busy += 1
                     break
-                self._cond.wait()
+                self._cond.wait()  # for a free worker, or the one starting
         try:
             worker = _Worker(self.memory_limit)
         except BaseException:
