@@ -1,8 +1,8 @@
 """The reference side: llama.cpp's own tools, run as subprocesses, their output parsed.
 
 ``benchmarks/build_reference.py`` builds ``llama-bench``, ``llama-completion``,
-``llama-batched-bench`` and ``llama-server`` from the vendored llama.cpp tree into
-``build/reference/bin``.
+``llama-batched-bench``, ``llama-embedding``, ``llama-lookup`` and ``llama-server`` from the
+vendored llama.cpp tree into ``build/reference/bin``.
 :func:`find_reference_dir` looks there (or where ``FIRESIDE_REFERENCE_BIN`` points).
 
 Each ``run_*`` function runs one tool once and returns plain numbers; the ``parse_*``
@@ -123,6 +123,8 @@ class CompletionTimings:
     prompt_tokens: int | None
     sampling_ms: float | None
     """Time its sampler chain took (outside ``eval_ms``)."""
+    text: str | None = None
+    """The generated text, when it was run with ``show_prompt=False``."""
 
 
 def parse_llama_completion(text: str) -> CompletionTimings:
@@ -153,17 +155,28 @@ def run_llama_completion(
     n_predict: int,
     n_ctx: int,
     sampling: Sequence[str] = ("--temp", "0"),
+    show_prompt: bool = True,
+    ubatch: int | None = None,
 ) -> CompletionTimings:
     """One ``llama-completion`` run: ``-t N --ignore-eos -no-cnv -n n_predict`` and
     ``sampling`` (default greedy); its performance counters. ``threads=None``: its own
-    default (no ``-t``)."""
+    default (no ``-t``). ``show_prompt=False``: ``--no-display-prompt``, and the result's
+    ``text`` is the generated text (its stdout less the blank line it ends with).
+    ``ubatch``: ``-ub`` (the prompt is evaluated in batches of that many tokens)."""
     cmd = [str(bin_dir / "llama-completion"), "-m", str(model)]
     if threads is not None:
         cmd += ["-t", str(threads)]
     cmd += ["-c", str(n_ctx), "-n", str(n_predict), "--ignore-eos", "-no-cnv", *sampling]
+    if not show_prompt:
+        cmd.append("--no-display-prompt")
+    if ubatch is not None:
+        cmd += ["-ub", str(ubatch)]
     cmd += ["-p", prompt]
     done = _run(cmd, timeout=600)
-    return parse_llama_completion(done.stderr + "\n" + done.stdout)
+    timings = parse_llama_completion(done.stderr + "\n" + done.stdout)
+    if not show_prompt:
+        timings.text = done.stdout.removesuffix("\n\n")
+    return timings
 
 
 # -- llama-batched-bench ------------------------------------------------------------------
@@ -233,16 +246,48 @@ def run_batched_bench(
 # -- llama-lookup (llama.cpp's prompt-lookup speculation example) ------------------------
 
 _LOOKUP_SPEED = re.compile(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds, speed:\s+([\d.]+) t/s")
+_LOOKUP_COUNT = re.compile(r"\b(n_drafted|n_accept)\s*=\s*(\d+)")
 
 
-def parse_llama_lookup(text: str) -> float:
-    """Tokens per second from llama-lookup's ``decoded N tokens in S seconds`` line."""
+@dataclass
+class LookupRun:
+    """One ``llama-lookup`` run: its decode rate and counters, and what it generated."""
+
+    tokens_per_second: float
+    """Its ``decoded N tokens in S seconds, speed: R t/s`` line: every generated token
+    (sampling and drafting included) over the time after the prompt was evaluated."""
+    n_predict: int
+    """Tokens it generated: at least one more than ``-n`` asks (it stops only after a
+    round of accepted drafts has gone past ``-n``)."""
+    n_drafted: int | None
+    n_accepted: int | None
+    text: str | None
+    """The generated text (the output after the echoed prompt); ``None`` when the prompt
+    is not found in its output."""
+
+
+def parse_llama_lookup(log: str, stdout: str = "", prompt: str | None = None) -> LookupRun:
+    """llama-lookup's ``decoded ... speed`` line and ``n_drafted``/``n_accept`` counters
+    (its log, stderr); with ``prompt``, the generated text from ``stdout`` too (``\\n\\n``,
+    the prompt's pieces with special tokens written out, the generated pieces, then
+    ``\\n\\n`` twice)."""
+    text = log + "\n" + stdout
     m = _LOOKUP_SPEED.search(text)
     if m is None:
         raise ReferenceError(
             f"no 'decoded ... speed' line in llama-lookup's output: {text[-800:]!r}"
         )
-    return float(m.group(3))
+    counts = {name: int(value) for name, value in _LOOKUP_COUNT.findall(text)}
+    generated = None
+    if prompt is not None and (at := stdout.find(prompt)) >= 0:
+        generated = stdout[at + len(prompt) :].removesuffix("\n\n\n\n")
+    return LookupRun(
+        tokens_per_second=float(m.group(3)),
+        n_predict=int(m.group(1)),
+        n_drafted=counts.get("n_drafted"),
+        n_accepted=counts.get("n_accept"),
+        text=generated,
+    )
 
 
 def run_llama_lookup(
@@ -254,11 +299,15 @@ def run_llama_lookup(
     n_predict: int,
     n_ctx: int,
     n_draft: int = 16,
-) -> float:
-    """One greedy ``llama-lookup`` run (``--ignore-eos``, drafts of up to ``n_draft``);
-    its decode speed in tokens per second."""
+    ubatch: int | None = None,
+) -> LookupRun:
+    """One greedy ``llama-lookup`` run (``--ignore-eos``, drafts of up to ``n_draft``,
+    ``--spec-draft-n-max``; no lookup cache files, so nothing carries over between runs;
+    ``ubatch``: ``-ub``)."""
     cmd = [str(bin_dir / "llama-lookup"), "-m", str(model), "-t", str(threads)]
     cmd += ["-c", str(n_ctx), "-n", str(n_predict), "--ignore-eos", "--temp", "0"]
+    if ubatch is not None:
+        cmd += ["-ub", str(ubatch)]
     cmd += ["--spec-draft-n-max", str(n_draft), "-p", prompt]
     done = _run(cmd, timeout=600)
-    return parse_llama_lookup(done.stderr + "\n" + done.stdout)
+    return parse_llama_lookup(done.stderr, done.stdout, prompt)
