@@ -7,8 +7,11 @@ Each round: a server with an empty cache directory answers the conversation and 
 (its prefix is written); a server without the cache answers the next turn (the
 re-evaluation time: its time to first token, streamed); a new server on the cache
 directory answers the same turn (the resumed time). Ratio
-``serve_resume.ttft_vs_reevaluate`` (target <= 0.2); the two replies are checked to be
-equal. Process start-up is not timed.
+``serve_resume.ttft_vs_reevaluate`` (target <= 0.2); ``serve_resume.identical`` is 1 when
+the two replies are equal, ``serve_resume.restored_tokens`` is the resumed server's
+``/metrics`` count of prompt tokens restored from disk (0: the cache was not used).
+Process start-up and model loading are not timed (``fireside serve MODEL`` loads the model
+before it answers ``/health``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fireside.bench.resume import conversation
+from fireside.bench.resume import context_size, conversation
 from fireside.bench.serving import ServerBench, ServerError
 
 if TYPE_CHECKING:
     from fireside.bench.suite import Suite
 
+FIRST = "Which of these has the most trees?"
 NEXT = "Which of these did we talk about first?"
 
 
@@ -79,19 +83,24 @@ def run_serve_resume(suite: Suite) -> None:
     from fireside.model import Model
 
     cfg = suite.config
-    n_ctx = cfg.resume_tokens + 512
+    n_ctx = context_size(cfg.resume_tokens)
     with Model(cfg.model, n_ctx=n_ctx, n_threads=1) as counter:
         history = conversation(counter, cfg.resume_tokens)
+    history.append({"role": "user", "content": FIRST})
     options: dict[str, Any] = {"threads": cfg.threads, "n_ctx": n_ctx}
     full = suite.fig("serve_resume.reevaluate_s", "s", higher_is_better=False)
     resumed = suite.fig("serve_resume.resumed_s", "s", higher_is_better=False)
+    restored = suite.fig("serve_resume.restored_tokens", "tokens")
     same = True
 
-    def one(cache: Path | None, messages: list[dict[str, str]]) -> tuple[str, float]:
+    def one(
+        cache: Path | None, messages: list[dict[str, str]]
+    ) -> tuple[str, float, dict[str, float]]:
         server = _Server(cfg.model, cache, **options)
         server.start()
         try:
-            return server.chat(messages)
+            text, ttft = server.chat(messages)
+            return text, ttft, server.counters()
         finally:
             server.stop()
 
@@ -99,16 +108,18 @@ def run_serve_resume(suite: Suite) -> None:
         nonlocal same
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "prompt-cache"
-            answer, _ = one(cache, history)
+            answer, _, _ = one(cache, history)
             turn = [*history, {"role": "assistant", "content": answer}]
             turn.append({"role": "user", "content": NEXT})
-            expected, t_full = one(None, turn)
-            reply, t_resumed = one(cache, turn)
+            expected, t_full, _ = one(None, turn)
+            reply, t_resumed, counters = one(cache, turn)
             same = same and reply == expected
+            n_restored = counters.get("prompt_cache_tokens_restored_total", 0.0)
 
         def commit() -> None:
             full.add(t_full)
             resumed.add(t_resumed)
+            restored.add(n_restored)
 
         return commit
 
