@@ -1,10 +1,12 @@
-"""A model's chat template worker starts while the model loads, not after it.
+"""Loading a model does not wait for a chat template worker.
 
-Loading a model compiles its chat template in a worker process
-(:mod:`fireside.chat.template_pool`); the first load in a process used to start that
-process only once llama.cpp had loaded the weights. :meth:`TemplatePool.prewarm` starts
+Loading a model checks its chat template in a worker process
+(:mod:`fireside.chat.template_pool`). The first load in a process used to start that
+process only once llama.cpp had loaded the weights: :meth:`TemplatePool.prewarm` starts
 it in the background first, and the compile then uses that same worker (counted: one
-process started, whether the compile came before or after it was ready).
+process started, whether the compile came before or after it was ready). Loading the
+same model again (a server's model unloaded and asked for again) used to send the same
+compile to a worker each time: a source that compiled is not sent again (counted).
 """
 
 from __future__ import annotations
@@ -54,15 +56,37 @@ def test_a_worker_that_cannot_start_leaves_the_error_to_the_request(
         pool.close()
 
 
+def test_a_source_that_compiled_is_not_sent_again() -> None:
+    pool = TemplatePool()
+    try:
+        pool.compile(SOURCE, "test")
+        pool.compile(SOURCE, "again")
+        assert pool.sent == 1
+        for _ in range(2):  # a broken one is checked (and refused) every time
+            with pytest.raises(TemplateError, match="syntax error on line 1"):
+                pool.compile("{% for m in messages %}", "broken")
+        assert pool.sent == 3
+        pool.time_limit = 2.0  # under another limit it is checked again
+        pool.compile(SOURCE, "test")
+        assert pool.sent == 4
+        out = pool.render(SOURCE, {"messages": [{"role": "user", "content": "hi"}]}, "test")
+        assert out == "user: hi\n"
+    finally:
+        pool.close()
+
+
 def test_loading_a_model_starts_its_template_worker_once(model_path: Path) -> None:
     code = (
         "import json, sys, fireside\n"
         "from fireside.chat.template_pool import shared_pool\n"
         "pool = shared_pool()\n"
-        "with fireside.Model(sys.argv[1], n_ctx=64, n_threads=1, embedding=True) as m:\n"
-        "    text = m.apply_chat_template([{'role': 'user', 'content': 'hi'}])\n"
+        "sent = []\n"
+        "for _ in range(2):\n"
+        "    with fireside.Model(sys.argv[1], n_ctx=64, n_threads=1, embedding=True) as m:\n"
+        "        sent.append(pool.sent)\n"
+        "text = m.chat_template.render([{'role': 'user', 'content': 'hi'}])\n"
         "print(json.dumps({'spawned': pool.spawned, 'prewarmed': pool.prewarmed,"
-        " 'ok': 'hi' in text}))\n"
+        " 'sent': sent, 'ok': 'hi' in text}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(model_path)],
@@ -74,5 +98,6 @@ def test_loading_a_model_starts_its_template_worker_once(model_path: Path) -> No
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
         "spawned": 1,
         "prewarmed": 1,
+        "sent": [1, 1],  # the second load's compile was known to pass
         "ok": True,
     }

@@ -17,6 +17,7 @@ after at most the time limit plus 2 s of CPU time (its own ``RLIMIT_CPU``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ MAX_WORKERS = 4
 """Workers that may run at once; more callers wait for one to be free."""
 MAX_IDLE = 2
 """Workers kept running between requests."""
+KNOWN_SOURCES = 256
+"""Sources remembered as compiling fine (their SHA-256), so they are not compiled again."""
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = (
@@ -214,6 +218,9 @@ class TemplatePool:
         self._idle: list[_Worker] = []
         self._busy = 0
         self._starting = 0  # prewarmed workers still starting (counted in _busy)
+        self._known: OrderedDict[tuple[bytes, float], None] = OrderedDict()  # compiled fine
+        self.sent = 0
+        """Requests sent to workers (compiles and renders)."""
         self._new_registry()
 
     def _new_registry(self) -> None:
@@ -223,10 +230,23 @@ class TemplatePool:
     # -- requests ------------------------------------------------------------------------
 
     def compile(self, source: str, label: str) -> None:
-        """Compile ``source`` (once per worker); TemplateError names ``label`` and the
-        problem."""
+        """Check that ``source`` compiles; TemplateError names ``label`` and the problem.
+
+        A source that compiled under the same time limit before is not sent again (the
+        most recent :data:`KNOWN_SOURCES`): compiling is deterministic, and a worker
+        that has not compiled it yet does so when it first renders it. So loading a
+        model again does not wait for a worker process."""
+        key = (hashlib.sha256(wire.encode_text(source)).digest(), self.time_limit)
+        with self._cond:
+            if key in self._known:
+                self._known.move_to_end(key)
+                return
         what = f"chat template {label}"
         self._call(("compile", source, self.time_limit, label), what, "compile", 1 << 16)
+        with self._cond:
+            self._known[key] = None
+            if len(self._known) > KNOWN_SOURCES:
+                self._known.popitem(last=False)
 
     def render(self, source: str, variables: dict[str, Any], label: str) -> str:
         """Render ``source`` with ``variables`` (plain data: they are pickled to the
@@ -314,6 +334,8 @@ class TemplatePool:
             ) from None
         for attempt in range(2):
             worker = self._checkout()
+            with self._cond:
+                self.sent += 1
             keep = False
             try:
                 status, text = worker.request(data, self.time_limit + self.kill_grace, max_reply)
