@@ -1,11 +1,12 @@
-"""Which model a request's name means, found without listing the whole store.
+"""What a request for a model that is not loaded waits for before its load starts.
 
-:meth:`ModelManager.find` must pick the same model as the first entry of
+:meth:`ModelManager.find` (which model the name means) must pick the same model as the first entry of
 :meth:`ModelManager.servable` (the listing ``/v1/models`` shows) answering to the name,
 while looking on disk only for the catalog entries that can answer to it (a request
 for a model that is not loaded pays this lookup before its load starts). Checked on a
 real store: a catalog model's file, plain downloads (one with a download record naming
 it), a link to the catalog file under another name, the second part of a split model.
+And the server, once started, prepares the first load in the background.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +121,40 @@ def test_find_looks_on_disk_only_for_entries_that_can_answer(
     looked.clear()
     manager.servable()  # the full listing looks for every entry
     assert len(looked) > 1
+
+
+def test_a_server_prepares_its_first_load_at_start(tmp_path: Path) -> None:
+    """With no model loaded, the code that loads one and a chat template worker are
+    made ready in the background at start, so the first request does not wait for them
+    (in a fresh process: this one has imported them already)."""
+    code = (
+        "import asyncio, json, sys\n"
+        "from fireside.chat.template_pool import shared_pool\n"
+        "from fireside.server import create_app\n"
+        "app = create_app(None)\n"
+        "before = 'fireside.model' in sys.modules\n"
+        "manager = app.state.models\n"
+        "async def main():\n"
+        "    await manager.start()\n"
+        "    await asyncio.to_thread(manager.prepared.wait, 60)\n"
+        "    await manager.close()\n"
+        "asyncio.run(main())\n"
+        "print(json.dumps({'before': before, 'after': 'fireside.model' in sys.modules,\n"
+        "    'engine': 'fireside.server.engine' in sys.modules,\n"
+        "    'prewarmed': shared_pool().prewarmed}))\n"
+    )
+    env = {**os.environ, "FIRESIDE_MODELS_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "before": False,
+        "after": True,
+        "engine": True,
+        "prewarmed": 1,
+    }

@@ -270,12 +270,13 @@ class TemplatePool:
             self._busy += 1
             self._starting += 1
             self.prewarmed += 1
+            registry = self._registry
         threading.Thread(
-            target=self._start_idle, name="fireside-template-prewarm", daemon=True
+            target=self._start_idle, args=(registry,), name="fireside-template-prewarm", daemon=True
         ).start()
         return True
 
-    def _start_idle(self) -> None:
+    def _start_idle(self, registry: _Registry) -> None:
         worker: _Worker | None
         try:
             worker = _Worker(self.memory_limit)
@@ -283,12 +284,18 @@ class TemplatePool:
             worker = None
         with self._cond:
             self._starting -= 1
-            if worker is None:
+            closed = self._registry is not registry  # the pool was closed meanwhile
+            if worker is None or closed:
                 self._busy -= 1
                 self._cond.notify_all()
-                return
-            self.spawned += 1
-            self._registry.workers.add(worker)
+            else:
+                self.spawned += 1
+                self._registry.workers.add(worker)
+        if worker is None:
+            return
+        if closed:
+            worker.stop()
+            return
         self._checkin(worker, True)
         with self._cond:
             self._cond.notify_all()
