@@ -288,6 +288,7 @@ class Engine:
         # while this thread holds it cancels its request (which takes it) from here
         self._guard = threading.RLock()
         self._in_decode: list[Request] = []
+        self._ctx_cancelled = False  # ctx.cancel() was called: reset it after the decode
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -381,6 +382,7 @@ class Engine:
             # interrupt a decode only when it works for cancelled requests alone
             if self._in_decode and all(r.cancelled for r in self._in_decode):
                 self.ctx.cancel()
+                self._ctx_cancelled = True
         with self._cond:
             self._cond.notify_all()
 
@@ -641,7 +643,7 @@ class Engine:
         # a request cancelled during this step (e.g. its stream was garbage-collected by
         # this thread) ends now, not whenever somebody steps again
         self._end_cancelled()
-        if not any(s.busy for s in slots):
+        if all(s.request is None for s in slots):
             self._idle = True
 
     def _end_cancelled(self) -> None:
@@ -651,6 +653,8 @@ class Engine:
                 self._finish(slot, request.cancel_reason)
 
     def _admit(self) -> None:
+        if not self._waiting:  # read without the lock: a request queued now waits a step
+            return
         while True:
             with self._cond:
                 free = [slot for slot in self.slots if not slot.busy]
@@ -702,7 +706,8 @@ class Engine:
     def _decode(self, slots: list[Slot], **batch: object) -> bool:
         """Decode one batch; False when it failed (its requests are ended)."""
         ctx = self.ctx
-        with self._guard:
+        guard = self._guard
+        with guard:
             self._in_decode = [s.request for s in slots if s.request is not None]
         try:
             ctx.decode(**batch)  # type: ignore[arg-type]
@@ -729,9 +734,11 @@ class Engine:
                     self._end(request, error)
             return False
         finally:
-            with self._guard:
+            with guard:
                 self._in_decode = []
-                ctx.reset_cancel()
+                if self._ctx_cancelled:
+                    self._ctx_cancelled = False
+                    ctx.reset_cancel()
 
     def _generate(self, slots: list[Slot]) -> int:
         n = len(slots)
@@ -749,7 +756,7 @@ class Engine:
             )
         if not ok:
             return 0
-        if n == 1:
+        if n == 1 and self._max_draft:
             self.verify_cost.one_token(time.perf_counter() - t_step)
         record = self._record
         if record is not None and record(time.perf_counter() - t_step, n):
@@ -789,12 +796,15 @@ class Engine:
         request, emitter = slot.request, slot.emitter
         if lookup is None or policy is None or request is None or emitter is None:
             return []
+        if request.cancel_reason is not None:
+            return []
+        want = policy.length(self._draft_cost())
+        if want < 1:
+            return []  # most steps: the lookup catches up when a draft is wanted
         tokens = emitter.tokens
         if slot.n_looked_up < len(tokens):
             lookup.extend(tokens[slot.n_looked_up :])
             slot.n_looked_up = len(tokens)
-        if request.cancel_reason is not None:
-            return []
         n_past = len(slot.cached)
         room = min(
             request.max_tokens - len(tokens) - 1,  # samples left after the pending token's
@@ -804,7 +814,7 @@ class Engine:
         if room < 1:
             return []
         try:
-            draft = lookup.draft(min(room, policy.length(self._draft_cost())))
+            draft = lookup.draft(min(room, want))
         except FiresideError as error:  # the draft model failed: draft no more for it
             log.warning("drafting failed for request %d: %s", request.id, error)
             slot.lookup = slot.draft_policy = None

@@ -172,13 +172,14 @@ class DraftPolicy:
 
     EXPLORE = 32
 
-    __slots__ = ("_accepted", "_drafted", "_skipped", "limit")
+    __slots__ = ("_accepted", "_best", "_drafted", "_skipped", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._drafted = 0.0
         self._accepted = 0.0
         self._skipped = 0
+        self._best: tuple[float, int] | None = None  # (beta, length) for the current rate
 
     @property
     def acceptance(self) -> float:
@@ -191,6 +192,20 @@ class DraftPolicy:
             return 0
         if beta is None:
             return 1  # learn the cost with the cheapest draft
+        memo = self._best  # asked every step; the rate changes only with update()
+        if memo is not None and memo[0] == beta:
+            best = memo[1]
+        else:
+            best = self._best_length(beta)
+            self._best = (beta, best)
+        if best == 0:
+            self._skipped += 1
+            if self._skipped >= self.EXPLORE:
+                self._skipped = 0
+                return 1
+        return best
+
+    def _best_length(self, beta: float) -> int:
         p = self.acceptance
         best, best_gain = 0, 1.0
         expected, term = 1.0, 1.0
@@ -200,17 +215,13 @@ class DraftPolicy:
             gain = expected / (1.0 + beta * k)
             if gain > best_gain:
                 best, best_gain = k, gain
-        if best == 0:
-            self._skipped += 1
-            if self._skipped >= self.EXPLORE:
-                self._skipped = 0
-                return 1
         return best
 
     def update(self, drafted: int, accepted: int) -> None:
         """Learn from one verification (older verifications count less and less)."""
         self._drafted = 0.8 * self._drafted + drafted
         self._accepted = 0.8 * self._accepted + accepted
+        self._best = None
 
 
 def probe_exact(
