@@ -665,13 +665,17 @@ class ModelManager:
     # -- lifetime --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the given models' engines and keep-alive timers (the app's lifespan),
-        and in the background what the first load needs (:func:`_prepare_loading`)."""
+        """Start the given models' engines and keep-alive timers (the app's lifespan);
+        with none given, prepare in the background what the first load needs
+        (:func:`_prepare_loading`; a given model's load did)."""
         self._notify()
         self._started = True
-        threading.Thread(
-            target=_prepare_loading, args=(self.prepared,), name="fireside-prepare", daemon=True
-        ).start()
+        if self._loaded:
+            self.prepared.set()
+        else:
+            threading.Thread(
+                target=_prepare_loading, args=(self.prepared,), name="fireside-prepare", daemon=True
+            ).start()
         for record in self._loaded.values():
             record.service.engine.start()
             self._idle(record)
