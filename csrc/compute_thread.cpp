@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -14,11 +15,14 @@ namespace fireside {
 
 namespace {
 
+// Shared by the caller and the compute thread, so that each notifies after unlocking (a
+// thread woken while the notifier still holds the lock would sleep again at once).
 struct Job {
-    const std::function<void()>* fn;
+    const std::function<void()>* fn = nullptr;
     std::exception_ptr error;
-    bool done = false;
+    std::mutex mutex;
     std::condition_variable finished;
+    bool done = false;
 };
 
 // Never destroyed (a detached thread may still wait on it while the process exits); a
@@ -26,7 +30,7 @@ struct Job {
 struct Worker {
     std::mutex mutex;
     std::condition_variable wake;
-    std::deque<Job*> jobs;
+    std::deque<std::shared_ptr<Job>> jobs;
     bool started = false;
 };
 
@@ -34,19 +38,23 @@ Worker* worker = nullptr;
 std::once_flag atfork_once;
 
 void serve(Worker* w) {
-    std::unique_lock<std::mutex> lock(w->mutex);
     for (;;) {
-        w->wake.wait(lock, [w] { return !w->jobs.empty(); });
-        Job* job = w->jobs.front();
-        w->jobs.pop_front();
-        lock.unlock();
+        std::shared_ptr<Job> job;
+        {
+            std::unique_lock<std::mutex> lock(w->mutex);
+            w->wake.wait(lock, [w] { return !w->jobs.empty(); });
+            job = std::move(w->jobs.front());
+            w->jobs.pop_front();
+        }
         try {
             (*job->fn)();
         } catch (...) {
             job->error = std::current_exception();
         }
-        lock.lock();
-        job->done = true;
+        {
+            std::lock_guard<std::mutex> lock(job->mutex);
+            job->done = true;
+        }
         job->finished.notify_one();
     }
 }
@@ -69,20 +77,23 @@ Worker& the_worker() {
 
 void run_on_compute_thread(const std::function<void()>& fn) {
     Worker& w = the_worker();
-    Job job;
-    job.fn = &fn;
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
     {
-        std::unique_lock<std::mutex> lock(w.mutex);
+        std::lock_guard<std::mutex> lock(w.mutex);
         if (!w.started) {
             std::thread thread(serve, &w);
             thread.detach();
             w.started = true;
         }
-        w.jobs.push_back(&job);
-        w.wake.notify_one();
-        job.finished.wait(lock, [&job] { return job.done; });
+        w.jobs.push_back(job);
     }
-    if (job.error) std::rethrow_exception(job.error);
+    w.wake.notify_one();
+    {
+        std::unique_lock<std::mutex> lock(job->mutex);
+        job->finished.wait(lock, [&job] { return job->done; });
+    }
+    if (job->error) std::rethrow_exception(job->error);
 }
 
 }  // namespace fireside
