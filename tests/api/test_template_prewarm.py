@@ -39,6 +39,22 @@ def test_a_prewarmed_worker_serves_the_next_request() -> None:
         pool.close()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups are POSIX")
+def test_a_worker_is_out_of_the_terminals_reach() -> None:
+    """Ctrl-C in a terminal signals its whole foreground process group: the worker runs in
+    a session of its own, so `fireside chat` handles the interrupt and the worker lives on."""
+    import os
+
+    pool = TemplatePool()
+    try:
+        pool.compile(SOURCE, "test")
+        (pid,) = pool.pids
+        assert os.getsid(pid) == pid != os.getsid(0)
+        assert os.getpgid(pid) != os.getpgid(0)
+    finally:
+        pool.close()
+
+
 def test_a_worker_that_cannot_start_leaves_the_error_to_the_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

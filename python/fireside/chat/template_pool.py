@@ -78,6 +78,10 @@ class _Worker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=_PACKAGE_ROOT,
+                # its own session: a Ctrl-C in the terminal is the parent's to handle (it
+                # would kill the worker with a traceback over the prompt); it exits when its
+                # stdin closes, parent gone or not
+                start_new_session=True,
             )
         except OSError as e:
             raise TemplateError(
