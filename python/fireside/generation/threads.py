@@ -27,8 +27,10 @@ default), moves between counts:
   held until the load moves by more than :data:`HOLD_BAND` cores (for
   :data:`DOWN_WINDOWS` windows in a row). A probe that loses doubles that direction's
   interval (up to :data:`PROBE_EVERY_MAX` windows; back to :data:`PROBE_EVERY` when the
-  load rule changes the count), so a machine under steady load pays well under 1% for
-  them.
+  load rule changes the count). While the load the rule sees is what keeps the count
+  below the maximum, a probe of more threads waits :data:`PROBE_EVERY_MAX` windows from
+  the start: against a visibly busy core it loses, at half speed for its window. So a
+  machine under steady load pays well under 1% for probes.
 * **Prompts** (``n_threads_batch``) do long matrix products whose chunks are shared out
   dynamically, so a thread that loses its core delays them much less: their count
   follows the load rule with :data:`BATCH_KEEP_MARGIN` (it drops only when other
@@ -394,7 +396,7 @@ class ThreadPolicy:
         self._since_probe += 1
         if self._gen_rule.down or self._gen_rule.up:
             return n  # the load rule is about to act: no probe now
-        direction = self._probe_direction(n, rate)
+        direction = self._probe_direction(n, rate, self._load_explains(n, other))
         if direction == 0:
             return n
         self._base = (n, direction)
@@ -404,13 +406,22 @@ class ThreadPolicy:
         self._stats.probes += 1
         return n + direction
 
-    def _probe_direction(self, n: int, rate: float) -> int:
+    def _load_explains(self, n: int, other: float | None) -> bool:
+        """The load rule keeps ``n`` below the maximum because of load it can see (not a
+        count held from a probe): a probe of more threads would very likely lose."""
+        if other is None or self._hold is not None or n >= self.max_threads:
+            return False
+        assert self._source is not None
+        return math.floor(self._source.capacity - other + RISE_MARGIN) <= n
+
+    def _probe_direction(self, n: int, rate: float, explained: bool) -> int:
         """+1 or -1 when a probe is due in that direction, else 0."""
-        up = n < self.max_threads and self._since_probe >= self._interval[+1]
+        every_up = max(self._interval[+1], PROBE_EVERY_MAX) if explained else self._interval[+1]
+        up = n < self.max_threads and self._since_probe >= every_up
         slow = rate < SLOW_FACTOR * self._best.get(n, 0.0)
         down = n > 1 and slow and self._since_probe >= self._interval[-1]
         if up and down:  # both due: the one waited for longer relative to its interval
-            return +1 if self._interval[+1] <= self._interval[-1] else -1
+            return +1 if every_up <= self._interval[-1] else -1
         return +1 if up else -1 if down else 0
 
     def _judge(self, n: int, after: float, other: float | None) -> int:
