@@ -9,10 +9,12 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,11 @@ public:
           grammar_stages_(other.grammar_stages_),
           only_bias_and_greedy_(other.only_bias_and_greedy_),
           bias_(other.bias_),
+          n_bias_stages_(other.n_bias_stages_),
+          only_bias_so_far_(other.only_bias_so_far_),
+          top_k_stage_(other.top_k_stage_),
+          top_k_(other.top_k_),
+          after_top_k_ok_(other.after_top_k_ok_),
           has_selector_(other.has_selector_),
           chain_(llama_sampler_clone(other.get()), llama_sampler_free) {}
 
@@ -78,7 +85,8 @@ public:
         return guard;
     }
 
-    void add(llama_sampler* stage, bool selects = false, bool is_grammar = false) {
+    // `top_k`: the k of a top-k stage (see sample_top_k_first).
+    void add(llama_sampler* stage, bool selects = false, bool is_grammar = false, int32_t top_k = 0) {
         auto own = lock();
         llama_sampler* chain = get();
         if (has_selector_) {
@@ -87,11 +95,24 @@ public:
                                   "add filters before it");
         }
         const std::string name = llama_sampler_name(stage);
-        if (name != "greedy" && name != "logit-bias" && name[0] != '?') only_bias_and_greedy_ = false;  // "?x": a no-op
-        if (is_grammar) grammar_stages_.push_back(llama_sampler_chain_n(chain));
+        const bool no_op = name[0] == '?';  // "?x": a stage that does nothing
+        if (name != "greedy" && name != "logit-bias" && !no_op) only_bias_and_greedy_ = false;
+        const int32_t position = llama_sampler_chain_n(chain);
+        if (top_k_stage_ < 0) {
+            if (top_k > 0 && only_bias_so_far_ && n_bias_stages_ <= 1) top_k_stage_ = position, top_k_ = top_k;
+            else if (name == "logit-bias") ++n_bias_stages_;
+            else if (!no_op) only_bias_so_far_ = false;
+        } else if (!no_op && !works_on_candidates(name)) {
+            after_top_k_ok_ = false;
+        }
+        if (is_grammar) grammar_stages_.push_back(position);
         llama_sampler_chain_add(chain, stage);
         has_selector_ = selects;
     }
+
+    // The chain's top-k stage may pick its candidates from the logits directly: only a
+    // logit bias comes before it, and each stage after it reads the candidates alone.
+    bool top_k_first() const { return top_k_stage_ >= 0 && after_top_k_ok_ && !has_mirostat_; }
 
     // -1 ("the whole context") becomes the model's trained context: llama.cpp would read it as 0.
     int32_t history_length(int32_t last_n) const {
@@ -122,6 +143,8 @@ public:
                 } else {
                     if (!grammar_stages_.empty() && grammar_stages_.size() == 1 && grammar_stages_[0] == 0 && !has_mirostat_)
                         token = sample_grammar_last(ctx, index);
+                    else if (top_k_first())
+                        token = sample_top_k_first(ctx, index);
                     if (token == LLAMA_TOKEN_NULL) token = llama_sampler_sample(chain, ctx, index);
                 }
             } catch (const GrammarFailure& e) {
@@ -229,6 +252,77 @@ private:
         return best;
     }
 
+    // Stages that use nothing but the candidate array they are given (and so give the same
+    // result on the k candidates of a top-k stage however those were found).
+    static bool works_on_candidates(const std::string& name) {
+        return name == "top-p" || name == "min-p" || name == "typical" || name == "temp" || name == "temp-ext" ||
+               name == "dist" || name == "greedy";
+    }
+
+    // The largest of x[0..n) (NaN compares false, as in llama.cpp's sort): 16 lanes the
+    // compiler vectorises.
+    static float largest(const float* x, int32_t n) {
+        constexpr int32_t lanes = 16;
+        float m[lanes];
+        std::fill(m, m + lanes, -INFINITY);
+        int32_t i = 0;
+        for (; i + lanes <= n; i += lanes) {
+            for (int32_t j = 0; j < lanes; ++j) m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+        }
+        for (; i < n; ++i) m[0] = x[i] > m[0] ? x[i] : m[0];
+        float top = m[0];
+        for (int32_t j = 1; j < lanes; ++j) top = m[j] > top ? m[j] : top;
+        return top;
+    }
+
+    // llama.cpp's chain copies the whole vocabulary into a candidate array for its top-k
+    // stage to sort. When only a logit bias comes before that stage, the k best come from
+    // the logits directly: the largest value of each block of 64 tokens; the k-th largest of
+    // those, a threshold the k best all reach (k blocks reach it with their maximum); then a
+    // sort of the few tokens at or over it. The stages after top-k run on those k as they
+    // would in the chain, so the draw is the same; tied logits are ordered by token id.
+    // LLAMA_TOKEN_NULL: use the chain (no stage has run).
+    llama_token sample_top_k_first(llama_context* ctx, int32_t index) {
+        constexpr int32_t block = 64;
+        llama_sampler* chain = chain_.get();
+        const float* x = llama_get_logits_ith(ctx, index);
+        if (x == nullptr) return LLAMA_TOKEN_NULL;
+        const int32_t n = n_vocab();
+        const int32_t n_blocks = (n + block - 1) / block;
+        const int32_t k = std::min(top_k_, n);
+        if (k > n_blocks / 4) return LLAMA_TOKEN_NULL;  // a large k: the chain's sort does as well
+        if (!bias_.empty()) {
+            scratch_.assign(x, x + n);
+            for (const auto& [token, bias] : bias_) scratch_[static_cast<size_t>(token)] += bias;
+            x = scratch_.data();
+        }
+        block_max_.resize(static_cast<size_t>(n_blocks));
+        for (int32_t b = 0; b < n_blocks; ++b) block_max_[b] = largest(x + b * block, std::min(block, n - b * block));
+        threshold_ = block_max_;
+        std::nth_element(threshold_.begin(), threshold_.begin() + (k - 1), threshold_.end(), std::greater<float>());
+        const float t = threshold_[static_cast<size_t>(k - 1)];
+        candidates_.clear();
+        for (int32_t b = 0; b < n_blocks; ++b) {
+            if (!(block_max_[b] >= t)) continue;
+            for (int32_t i = b * block, end = std::min(n, i + block); i < end; ++i) {
+                if (x[i] >= t) candidates_.push_back(llama_token_data{i, x[i], 0.0f});
+            }
+        }
+        if (static_cast<int32_t>(candidates_.size()) < k) return LLAMA_TOKEN_NULL;  // NaNs among the best
+        std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(),
+                          [](const llama_token_data& a, const llama_token_data& b) {
+                              return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+                          });
+        llama_token_data_array arr{candidates_.data(), static_cast<size_t>(k), -1, true};
+        for (int32_t i = top_k_stage_ + 1; i < llama_sampler_chain_n(chain); ++i)
+            llama_sampler_apply(llama_sampler_chain_get(chain, i), &arr);
+        if (arr.selected < 0 || static_cast<size_t>(arr.selected) >= arr.size)
+            throw std::runtime_error("the sampler chain selected no token");
+        const llama_token token = arr.data[arr.selected].id;
+        llama_sampler_accept(chain, token);
+        return token;
+    }
+
     // Checking a grammar against the whole vocabulary costs far more than the model's own
     // step. Like llama.cpp's tools, sample with the other stages first and check only the
     // chosen token; fall back to the full chain when the grammar rejects it.
@@ -252,8 +346,13 @@ private:
     std::vector<int32_t> grammar_stages_;  // chain positions of grammar stages
     bool only_bias_and_greedy_ = true;      // every stage is logit-bias or greedy
     std::vector<std::pair<llama_token, float>> bias_;
+    int32_t n_bias_stages_ = 0;
+    bool only_bias_so_far_ = true;  // no stage but logit biases (and no-ops) before top-k
+    int32_t top_k_stage_ = -1;      // chain position of the top-k stage, when it can pick first
+    int32_t top_k_ = 0;
+    bool after_top_k_ok_ = true;  // every stage after top-k works on candidates alone
     std::vector<llama_token_data> candidates_;
-    std::vector<float> scratch_;
+    std::vector<float> scratch_, block_max_, threshold_;
     bool has_selector_ = false;
     mutable std::mutex mutex_;  // not copied: a clone has its own
     std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> chain_{nullptr, llama_sampler_free};
@@ -311,7 +410,7 @@ void register_sampler(py::module_& m) {
             "add_top_k",
             [](Sampler& s, int32_t k) -> Sampler& {
                 if (k < 0) throw py::value_error("top_k must be >= 0 (0 disables it), got " + std::to_string(k));
-                s.add(llama_sampler_init_top_k(k));
+                s.add(llama_sampler_init_top_k(k), false, false, k);
                 return s;
             },
             py::arg("k"), R::reference_internal)
@@ -417,6 +516,10 @@ void register_sampler(py::module_& m) {
             py::arg("bias"), R::reference_internal)
         .def("add_grammar", &add_grammar, py::arg("grammar"), py::arg("root") = "root", R::reference_internal,
              "A GBNF grammar; raises GrammarError with llama.cpp's reason.")
+        .def_property_readonly("picks_top_k_first", &Sampler::top_k_first,
+                               "True when the top-k stage picks its candidates straight from the logits "
+                               "(only a logit bias before it, stages after it that read the candidates alone): "
+                               "the same draw as the chain without copying the vocabulary.")
         .def_property_readonly("stages",
                                [](const Sampler& s) {
                                    std::vector<std::string> names;

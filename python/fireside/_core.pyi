@@ -421,6 +421,11 @@ class Sampler:
     @property
     def stages(self) -> list[str]:
         """llama.cpp's names of the stages, in order."""
+    @property
+    def picks_top_k_first(self) -> bool:
+        """True when the top-k stage picks its candidates straight from the logits (only a
+        logit bias before it; after it, stages that read the candidates alone): the same
+        draw as the chain without copying the vocabulary (tied logits ordered by id)."""
     def sample(self, context: Context, index: int = -1) -> int:
         """Pick a token from the logits at batch ``index`` of the last decode and accept it.
 
