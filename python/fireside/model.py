@@ -449,11 +449,15 @@ class Model:
         logprobs: int | None = None,
         truncate: bool = False,
         callback: TokenCallback | None = None,
+        realign: bool = False,
     ) -> GenerationStream:
         """A stream continuing ``prompt`` (text or token ids) with these sampling settings.
 
         The building block of :meth:`generate`, :meth:`chat` and chat sessions.
         ``callback(token_id, text)`` runs after each emitted chunk; ``False`` stops.
+        ``realign``: the next prompt will likely continue this one (a chat), so the reply
+        is evaluated again as whole prompt chunks once the model is idle, for the next
+        prompt to reuse (:attr:`fireside.generation.engine.Engine.realign_pending`).
         """
         engine = self._generation_engine()
         if max_tokens is not None and (
@@ -467,7 +471,9 @@ class Model:
         tokens = self.fit_prompt(self._prompt_tokens(prompt), max_tokens, truncate=truncate)
         limit = reply_limit(self._n_ctx, len(tokens), max_tokens)
         sampler = build_sampler(self._core, params, n_ctx=self._n_ctx)
-        request = StreamRequest(tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top)
+        request = StreamRequest(
+            tokens, sampler, max_tokens=limit, stops=stops, top_logprobs=top, realign=realign
+        )
         return GenerationStream(engine, request, callback)
 
     def fit_prompt(self, tokens: list[int], max_tokens: int | None, *, truncate: bool) -> list[int]:
@@ -496,6 +502,14 @@ class Model:
         progress is interrupted; the result's ``finish_reason`` is ``"cancelled"``."""
         if self._engine is not None:
             self._engine.cancel_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the model has no work left: no generation running and no chat reply
+        still being evaluated again for the next turn to reuse (done in the background
+        after each chat turn, interrupted by any new request); ``True`` when idle,
+        ``False`` after ``timeout`` seconds. A stream not read to its end counts as a
+        running generation."""
+        return self._generation_engine().wait_realigned(timeout)
 
     def reset(self) -> None:
         """Forget the KV cache (the next prompt is evaluated from scratch); ends a stream
@@ -606,6 +620,7 @@ class Model:
             stop=stop,
             logprobs=logprobs,
             truncate=truncate,
+            realign=True,
         )
         reply = ChatStream(gen, plan, stream_calls=stream)
         if stream:

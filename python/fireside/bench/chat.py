@@ -4,6 +4,10 @@ A session re-renders the whole conversation each turn but evaluates only what it
 cache does not hold yet, so the time to the first token should stay flat as the history
 grows. Each turn sends a user message of similar length and streams a greedy reply of
 ``reply_tokens`` tokens; the time from ``send`` to the first text chunk is recorded.
+Between turns the benchmark gives the model the pause a reader takes: it sends the next
+message once the model is idle (:meth:`fireside.Model.wait_idle`: the previous reply has
+been evaluated again as whole prompt chunks, which the next turn reuses); ``idle_ms``
+collects how long that took after each reply.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ QUESTIONS = [
 ]
 
 
-def chat_ttft(model: Model, *, turns: int, reply_tokens: int) -> list[float]:
+def chat_ttft(
+    model: Model, *, turns: int, reply_tokens: int, idle_ms: list[float] | None = None
+) -> list[float]:
     """Seconds to the first reply chunk for turns 1..``turns`` of a fresh session."""
     model.reset()
     session = model.chat_session()
@@ -47,4 +53,9 @@ def chat_ttft(model: Model, *, turns: int, reply_tokens: int) -> list[float]:
         if first is None:  # an empty reply: the first token was end-of-turn
             first = (result.timings.time_to_first_token_ms / 1000.0) if result else 0.0
         out.append(first)
+        t_idle = time.perf_counter()
+        if not model.wait_idle(120):
+            raise RuntimeError("the model did not become idle after a chat turn")
+        if idle_ms is not None:
+            idle_ms.append((time.perf_counter() - t_idle) * 1000.0)
     return out

@@ -549,12 +549,19 @@ class Suite:
             for n in range(cfg.chat_turns)
         ]
 
+        idle = self.fig("ours.chat.idle_after_reply", "ms", higher_is_better=False)
+
         def measure() -> Callable[[], None]:
-            times = chat_ttft(model, turns=cfg.chat_turns, reply_tokens=cfg.chat_reply_tokens)
+            waits: list[float] = []
+            times = chat_ttft(
+                model, turns=cfg.chat_turns, reply_tokens=cfg.chat_reply_tokens, idle_ms=waits
+            )
 
             def commit() -> None:
                 for fig, t in zip(per_turn, times):
                     fig.add(t)
+                if waits:
+                    idle.add(sorted(waits)[len(waits) // 2])
 
             return commit
 

@@ -285,7 +285,13 @@ class ChatSession:
         options = plan.sampling_options(sampling, json_schema=json_schema)
         params = self.model.sampling_params(json_schema=json_schema, **options)
         gen = self.model.start(
-            tokens, params, max_tokens=max_tokens, stop=stop, logprobs=logprobs, callback=callback
+            tokens,
+            params,
+            max_tokens=max_tokens,
+            stop=stop,
+            logprobs=logprobs,
+            callback=callback,
+            realign=True,
         )
         reply = ChatStream(gen, plan)
 

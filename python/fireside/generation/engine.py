@@ -142,6 +142,9 @@ class CacheStats:
     n_accepted_tokens: int = 0
     """Drafted tokens the model confirmed (each saved one decode step)."""
     n_verify_steps: int = 0
+    n_realigned_tokens: int = 0
+    """Reply tokens evaluated again as whole prompt chunks while the engine was idle (see
+    :meth:`Engine.realign_pending`), so that the next turn of a chat reuses them."""
     """Decodes that verified a draft (the pending token and the drafted ones)."""
     exact_batch: int = 0
     """The longest verification batch proved exact so far on this model and backend (0:
@@ -289,6 +292,11 @@ class Engine:
         self._guard = threading.RLock()
         self._in_decode: list[Request] = []
         self._ctx_cancelled = False  # ctx.cancel() was called: reset it after the decode
+        # slots whose reply is evaluated again while idle: the tokens to end up with
+        # (None: not started yet), and the thread that does it
+        self._realign: dict[int, list[int] | None] = {}
+        self._realigner: threading.Thread | None = None
+        self._realigning = False  # a realigning decode runs now (a request interrupts it)
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -368,6 +376,7 @@ class Engine:
             request._on_cancel = self._cancelled
             self._waiting.append(request)
             self._cond.notify_all()
+        self._interrupt_realign()
 
     def cancel_all(self) -> None:
         """Cancel every waiting and running request (thread-safe)."""
@@ -425,27 +434,22 @@ class Engine:
 
     def reset(self) -> None:
         """Forget the cache of every idle slot (the next prompts are evaluated afresh)."""
-        with self._cond:
-            while self._driving:
-                self._cond.wait()
-            self._driving = True
-        try:
+        with self._alone():
             for slot in self.slots:
                 if not slot.busy:
                     slot.forget(self.ctx)
                     self._exact[slot.seq_id] = 0
-        finally:
-            with self._cond:
-                self._driving = False
-                self._cond.notify_all()
 
     @contextlib.contextmanager
     def _alone(self) -> Iterator[None]:
-        """Hold the engine between steps (nobody steps meanwhile)."""
+        """Hold the engine between steps (nobody steps meanwhile); replies being realigned
+        are left as they are."""
+        self._interrupt_realign()
         with self._cond:
             while self._driving:
                 self._cond.wait()
             self._driving = True
+            self._realign.clear()
         try:
             yield
         finally:
@@ -547,7 +551,9 @@ class Engine:
         try:
             while True:
                 with self._cond:
-                    while not (self._stopping or self._waiting or self._n_jobs):
+                    while not (
+                        self._stopping or ((self._waiting or self._n_jobs) and not self._driving)
+                    ):
                         self._cond.wait()
                     if self._stopping:
                         break
@@ -676,6 +682,7 @@ class Engine:
                 return (min(s.reuse(prompt), self._exact[s.seq_id]), -s.last_used)
 
             slot = max(free, key=reusable)
+            self._realign.pop(slot.seq_id, None)  # its cache changes now
             keep = min(slot.reuse(request.prompt), self._exact[slot.seq_id])
             if keep < len(slot.cached):
                 if not self.ctx.seq_rm(slot.seq_id, keep, -1):  # a cache that cannot be cut
@@ -1004,8 +1011,121 @@ class Engine:
         self._stats.n_generated_tokens += n
         if self._disk is not None:
             self._store(slot)
+        elif request.realign:
+            self._want_realign(slot.seq_id)
         slot.release()
         self._end(request, done)
+
+    # -- realigning replies while idle -------------------------------------------------
+
+    @property
+    def realign_pending(self) -> bool:
+        """Whether a finished reply still waits to be evaluated again as whole prompt
+        chunks (see "Determinism": generated tokens' cells were computed one at a time,
+        so a next prompt could not reuse them). Requests made with ``realign=True`` (a
+        chat's turns) have it done by a background thread while no request runs: it
+        evaluates each aligned chunk of the slot's cache after its reusable prefix, in a
+        decode of its own like a prompt chunk, and drops the partial chunk after them.
+        A request that arrives meanwhile interrupts it at once (the chunk under way is
+        rolled back); the next turn then reuses the reply instead of evaluating it."""
+        return bool(self._realign)
+
+    def wait_realigned(self, timeout: float | None = None) -> bool:
+        """Wait until no request runs or waits and no reply waits to be realigned (or
+        ``timeout``); ``True`` when so."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while (self._realign or self._n_jobs) and not self._closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            return not (self._realign or self._n_jobs)
+
+    def _want_realign(self, seq: int) -> None:
+        self._realign.setdefault(seq, None)
+        if self._realigner is None:
+            self._realigner = threading.Thread(
+                target=self._realign_loop, name="fireside-realign", daemon=True
+            )
+            self._realigner.start()
+
+    def _interrupt_realign(self) -> None:
+        """Cancel a realigning decode under way (a request or a caller wants the engine)."""
+        with self._guard:
+            if self._realigning and not self._ctx_cancelled:
+                self.ctx.cancel()
+                self._ctx_cancelled = True
+
+    def _realign_loop(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not (self._closed or self._stopping) and not (
+                    self._realign and not self._driving and not self._n_jobs
+                ):
+                    cond.wait()
+                if self._closed or self._stopping:
+                    return
+                self._driving = True
+            try:
+                self._realign_chunk()
+            except Exception:  # a bug: stop realigning, keep serving
+                log.exception("realigning a reply failed")
+                self._realign.clear()
+            finally:
+                with cond:
+                    self._driving = False
+                    cond.notify_all()
+
+    def _realign_chunk(self) -> None:
+        """Evaluate the next whole chunk of one slot's reply (see :attr:`realign_pending`)."""
+        seq = min(self._realign)
+        slot, chunk, ctx = self.slots[seq], self.chunk, self.ctx
+        target = self._realign[seq]
+        if target is None:  # first chunk: cut the cache back to its reusable prefix
+            exact = min(self._exact[seq], len(slot.cached))
+            exact -= exact % chunk
+            end = len(slot.cached) - len(slot.cached) % chunk
+            if slot.busy or end <= exact or not ctx.seq_rm(seq, exact, -1):
+                del self._realign[seq]
+                return
+            target = slot.cached[:end]
+            del slot.cached[exact:]
+            self._exact[seq] = exact
+            self._realign[seq] = target
+        start = len(slot.cached)
+        tokens = target[start : start + chunk]
+        with self._guard:
+            self._realigning = True
+        try:
+            if self._n_jobs:  # a request came in before the flag was up: it goes first
+                return
+            ctx.decode(
+                tokens,
+                positions=list(range(start, start + len(tokens))),
+                seq_ids=seq,
+                logits=[False] * len(tokens),
+            )
+        except GenerationCancelled:
+            return  # interrupted: the chunk was rolled back; go on later
+        except FiresideError as error:
+            log.warning("realigning sequence %d failed: %s", seq, error)
+            slot.forget(ctx)
+            self._exact[seq] = 0
+            del self._realign[seq]
+            return
+        finally:
+            with self._guard:
+                self._realigning = False
+                if self._ctx_cancelled:
+                    self._ctx_cancelled = False
+                    ctx.reset_cancel()
+        slot.cached.extend(tokens)
+        self._exact[seq] = start + len(tokens)
+        self._stats.n_realigned_tokens += len(tokens)
+        if len(slot.cached) >= len(target):
+            del self._realign[seq]
 
     # -- the prompt cache on disk ------------------------------------------------------
 

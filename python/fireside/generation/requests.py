@@ -59,6 +59,9 @@ class Request:
     ``max_tokens`` is capped by the engine to the room the prompt leaves in a slot.
     ``top_logprobs``: ``None`` records no log-probabilities; ``n`` each token's and its
     ``n`` best alternatives. ``speculative=False`` never drafts for this request.
+    ``realign=True``: the next prompt will likely continue this one (a chat's next turn),
+    so once the engine is idle it evaluates the reply again as whole prompt chunks (see
+    :meth:`fireside.generation.engine.Engine.realign`).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Request:
         stops: Sequence[str] = (),
         top_logprobs: int | None = None,
         speculative: bool = True,
+        realign: bool = False,
     ) -> None:
         self.id = next(_ids)
         self.prompt = list(prompt)
@@ -80,6 +84,7 @@ class Request:
         self.speculative = speculative
         """Whether the engine may draft tokens ahead for it (when the engine speculates;
         the output is the same either way, see :mod:`fireside.generation.speculative`)."""
+        self.realign = realign
         self.submitted = time.perf_counter()
         self.cancel_reason: FinishReason | None = None
         """Set by :meth:`cancel`: the finish reason the request ends with."""

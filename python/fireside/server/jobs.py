@@ -68,9 +68,15 @@ class Job(Request):
         max_tokens: int,
         stops: Sequence[str] = (),
         top_logprobs: int | None = None,
+        realign: bool = False,
     ) -> None:
         super().__init__(
-            prompt, sampler, max_tokens=max_tokens, stops=stops, top_logprobs=top_logprobs
+            prompt,
+            sampler,
+            max_tokens=max_tokens,
+            stops=stops,
+            top_logprobs=top_logprobs,
+            realign=realign,
         )
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Event] = asyncio.Queue()

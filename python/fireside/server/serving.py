@@ -482,7 +482,10 @@ class Service:
             response_format = None
         sampler = await anyio.to_thread.run_sync(self._sampler, req, response_format, plan.grammar)
         top = (req.top_logprobs or 0) if req.logprobs else None
-        job = Job(tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top)
+        # a chat's next request usually continues this one: realign the reply when idle
+        job = Job(
+            tokens, sampler, max_tokens=max_tokens, stops=req.stops, top_logprobs=top, realign=True
+        )
         self._submit(job)
         return ChatRun(job, references, top, plan)
 

@@ -1,0 +1,102 @@
+"""A chat's previous reply is evaluated again as whole prompt chunks while the model is
+idle, so the next turn reuses it instead of evaluating it as part of its prompt; the
+output stays what it would be without (the engine's "Determinism"), and a request that
+arrives meanwhile is not held up by it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from fireside.model import Model
+
+TURNS = [
+    "Tell me about lighthouses in two or three sentences.",
+    "And what did their keepers do all day?",
+    "Which one is the oldest still working?",
+]
+REPLY = 96  # tokens per reply: more than one chunk of 64
+
+
+@pytest.fixture(scope="module")
+def model(model_path: Path):
+    m = Model(model_path, n_ctx=2048, n_threads=1)
+    yield m
+    m.close()
+
+
+def converse(model: Model, *, idle_between: bool) -> list[tuple[str, int, int]]:
+    """Each turn's reply, prompt tokens evaluated and reused (a fresh session)."""
+    engine = model._generation_engine()
+    model.reset()
+    session = model.chat_session()
+    out = []
+    for question in TURNS:
+        reply = session.send(question, max_tokens=REPLY, temperature=0.0)
+        stats = model.stats
+        out.append(
+            (reply.text, stats.last_prompt_tokens_evaluated, stats.last_prompt_tokens_reused)
+        )
+        if idle_between:
+            assert engine.wait_realigned(120), "the reply was not realigned"
+    return out
+
+
+def test_the_next_turn_reuses_the_previous_reply(model: Model, model_path: Path) -> None:
+    engine = model._generation_engine()
+    before = engine.stats.n_realigned_tokens
+    idle = converse(model, idle_between=True)
+    realigned = engine.stats.n_realigned_tokens - before
+    assert realigned >= 64 * (len(TURNS) - 1)
+    assert realigned % 64 == 0  # whole chunks only
+    for (_, evaluated, reused), (_, _, reused_before) in zip(idle[1:], idle, strict=False):
+        # only the last partial chunk and the new message are evaluated: the previous
+        # prompt and most of its reply come from the cache
+        assert reused > reused_before + 32
+        assert evaluated < 64 + 48
+    # the same conversation without idle time between the turns (the realigning is
+    # interrupted, or never starts) gives the same replies
+    busy = converse(model, idle_between=False)
+    assert [text for text, _, _ in busy] == [text for text, _, _ in idle]
+    # and so does a fresh model that never realigned anything
+    fresh = Model(model_path, n_ctx=2048, n_threads=1)
+    try:
+        session = fresh.chat_session()
+        texts = [session.send(q, max_tokens=REPLY, temperature=0.0).text for q in TURNS]
+    finally:
+        fresh.close()
+    assert texts == [text for text, _, _ in idle]
+
+
+def test_a_plain_generate_is_not_realigned(model: Model) -> None:
+    engine = model._generation_engine()
+    model.reset()
+    before = engine.stats.n_realigned_tokens
+    model.generate("The history of the lighthouse", max_tokens=REPLY, temperature=0.0)
+    assert not engine.realign_pending
+    assert engine.stats.n_realigned_tokens == before
+
+
+def test_a_request_that_arrives_meanwhile_runs(model: Model) -> None:
+    engine = model._generation_engine()
+    model.reset()
+    session = model.chat_session()
+    session.send(TURNS[0], max_tokens=4 * 64, temperature=0.0)  # a few chunks to realign
+    # straight away, from another thread: it must not wait for the realigning to end
+    got: list[str] = []
+    worker = threading.Thread(
+        target=lambda: got.append(
+            model.generate("Paris is the capital of", max_tokens=6, temperature=0.0).text
+        )
+    )
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive() and got
+    model.reset()
+    assert got[0] == model.generate("Paris is the capital of", max_tokens=6, temperature=0.0).text
+    # a reset while realigning drops it; nothing is left pending
+    session.send(TURNS[1], max_tokens=64, temperature=0.0)
+    model.reset()
+    assert engine.wait_realigned(60)
+    assert engine.cached_tokens() == []

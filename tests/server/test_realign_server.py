@@ -1,0 +1,46 @@
+"""The server realigns a chat's reply while idle: the client's next request, which
+resends the conversation with that reply in it, reuses the reply from the cache (counted
+by ``/metrics``) instead of evaluating it again."""
+
+from __future__ import annotations
+
+from fireside.generation.engine import CHUNK
+
+from .conftest import LiveServer
+
+TURNS = ["Tell me about lighthouses in two or three sentences.", "Who kept them?"]
+
+
+def test_the_next_request_reuses_the_reply(server: LiveServer) -> None:
+    client = server.client()
+    engine = server.app.state.service.engine
+    messages = [{"role": "user", "content": TURNS[0]}]
+    first = client.chat.completions.create(
+        model=server.model_id,
+        messages=messages,
+        max_tokens=96,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    server.wait_idle()
+    assert engine.wait_realigned(120)
+    before = server.metrics()
+    messages += [
+        {"role": "assistant", "content": first.choices[0].message.content or ""},
+        {"role": "user", "content": TURNS[1]},
+    ]
+    client.chat.completions.create(
+        model=server.model_id,
+        messages=messages,
+        max_tokens=8,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    after = server.wait_idle()
+    reused = (
+        after["fireside_prompt_tokens_cached_total"] - before["fireside_prompt_tokens_cached_total"]
+    )
+    n_first = first.usage.prompt_tokens  # type: ignore[union-attr]
+    n_reply = first.usage.completion_tokens  # type: ignore[union-attr]
+    # the first prompt and its reply, to the last whole chunk: without the realigning only
+    # the first prompt's whole chunks (none here) would be reused
+    assert reused == (n_first + n_reply) // CHUNK * CHUNK
+    assert reused > n_first // CHUNK * CHUNK
