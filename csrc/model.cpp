@@ -307,6 +307,18 @@ LoadCancelled. Raises FileNotFoundError, IsADirectoryError or ModelLoadError (wi
         .def_property_readonly("nl", [](const Model& s) { return llama_vocab_nl(s.vocab()); })
         .def_property_readonly("add_bos", [](const Model& s) { return llama_vocab_get_add_bos(s.vocab()); })
         .def_property_readonly("add_eos", [](const Model& s) { return llama_vocab_get_add_eos(s.vocab()); })
+        .def_property_readonly(
+            "eog_tokens",
+            [](const Model& s) {
+                std::vector<llama_token> out;
+                const llama_vocab* v = s.vocab();
+                const int32_t n = llama_vocab_n_tokens(v);
+                for (llama_token t = 0; t < n; ++t) {
+                    if (llama_vocab_is_eog(v, t)) out.push_back(t);
+                }
+                return out;
+            },
+            "Every end-of-generation token id (eos, eot and similar), in order.")
         .def(
             "is_eog",
             [](const Model& s, llama_token t) { s.check_token(t); return llama_vocab_is_eog(s.vocab(), t); },

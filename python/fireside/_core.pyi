@@ -195,6 +195,9 @@ class Model:
     def add_bos(self) -> bool: ...
     @property
     def add_eos(self) -> bool: ...
+    @property
+    def eog_tokens(self) -> list[int]:
+        """Every end-of-generation token id (eos, eot and similar), in order."""
     def is_eog(self, token: int) -> bool:
         """End of generation (eos, eot and similar)."""
     def is_control(self, token: int) -> bool: ...

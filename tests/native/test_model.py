@@ -70,6 +70,9 @@ def test_special_tokens(model: _core.Model) -> None:
         assert model.token_attr(token) & _core.TOKEN_ATTR_CONTROL
     (hello,) = model.tokenize("Hello", add_special=False)
     assert not model.is_eog(hello) and not model.is_control(hello)
+    # every end-of-generation id at once, as is_eog answers token by token
+    assert model.eog_tokens == [t for t in range(model.n_vocab) if model.is_eog(t)]
+    assert {model.eos, model.eot} <= set(model.eog_tokens)
 
 
 def test_token_text_piece_and_attr(model: _core.Model) -> None:

@@ -18,6 +18,9 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from fireside.generation.chunking import Chunking
+from fireside.generation.engine import CHUNK
+from fireside.model import Model
 from fireside.server import create_app
 from fireside.server.http11 import uvicorn_config
 
@@ -136,6 +139,35 @@ def server(model_path: Path) -> Iterator[LiveServer]:
     app = create_app(model_path, parallel=PARALLEL, ctx_size=SLOT_CTX, n_threads=1, max_queue=32)
     with serve(app) as live:
         yield live
+
+
+class ChatPrompts:
+    """The prompt tokens the server renders for chat messages (the library's template, as
+    the server's), and where the engine's prompt chunks end in them
+    (:mod:`fireside.generation.chunking`)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.chunking = Chunking(CHUNK, model.core.eog_tokens)
+
+    def tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.model.tokenize_rendered(self.model.chat_template.render(messages))
+
+    def reusable(self, messages: list[dict[str, str]]) -> int:
+        """The longest prefix of the prompt a cache can give it: its last chunk boundary
+        short of its last token."""
+        tokens = self.tokens(messages)
+        return self.chunking.floor(tokens, len(tokens) - 1)
+
+    def boundaries(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.chunking.boundaries(self.tokens(messages))
+
+
+@pytest.fixture(scope="session")
+def chat_prompts(model_path: Path) -> Iterator[ChatPrompts]:
+    model = Model(model_path, n_ctx=256, n_threads=1)
+    yield ChatPrompts(model)
+    model.close()
 
 
 def chat_body(live: LiveServer, content: str, **extra: Any) -> dict[str, Any]:

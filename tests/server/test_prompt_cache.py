@@ -24,7 +24,7 @@ import pytest
 from fireside.generation.prompt_cache import MAGIC, SUFFIX
 from fireside.server import create_app
 
-from .conftest import LiveServer, parse_metrics, serve
+from .conftest import ChatPrompts, LiveServer, parse_metrics, serve
 
 CTX = 2048
 SETTINGS: dict[str, Any] = {"parallel": 1, "ctx_size": CTX, "n_threads": 1, "speculative": False}
@@ -98,7 +98,7 @@ class CliServer:
 
 
 def test_a_restarted_server_evaluates_only_the_new_message(
-    model_path: Path, tmp_path: Path
+    model_path: Path, tmp_path: Path, chat_prompts: ChatPrompts
 ) -> None:
     cache = tmp_path / "cache"
     history = conversation()
@@ -119,9 +119,10 @@ def test_a_restarted_server_evaluates_only_the_new_message(
     headers = {}
     for path in cache_files(cache):
         headers[path] = json.loads(path.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
+    # each prompt's reusable prefix: to its last chunk boundary short of its last token
     assert sorted(h["n_tokens"] for h in headers.values()) == [
-        (n_conversation - 1) // 64 * 64,
-        (expected["usage"]["prompt_tokens"] - 1) // 64 * 64,
+        chat_prompts.reusable(history),
+        chat_prompts.reusable(turn),
     ]
     saved, header = min(headers.items(), key=lambda item: item[1]["n_tokens"])
     for path in headers:
@@ -276,7 +277,7 @@ def test_bad_prompt_cache_flags_fail_before_loading(model_path: Path, tmp_path: 
 
 
 def test_a_shared_system_prompt_is_restored_from_a_longer_prefix(
-    model_path: Path, tmp_path: Path
+    model_path: Path, tmp_path: Path, chat_prompts: ChatPrompts
 ) -> None:
     system = {"role": "system", "content": "You guide visitors. " + "Be kind and brief. " * 60}
     first = [system, {"role": "user", "content": "Tell me about the bridges."}]
@@ -296,9 +297,9 @@ def test_a_shared_system_prompt_is_restored_from_a_longer_prefix(
     restored = values["fireside_prompt_cache_tokens_restored_total"]
     assert values["fireside_prompt_cache_hits_total"] == 1
     header = json.loads(saved.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
-    assert header["n_tokens"] == (stored["usage"]["prompt_tokens"] - 1) // 64 * 64
+    assert header["n_tokens"] == chat_prompts.reusable(first)
     assert 256 <= restored < header["n_tokens"]  # its start only: the rest was cut
-    assert restored % 64 == 0 and evaluated(values) == (
+    assert restored in chat_prompts.boundaries(other) and evaluated(values) == (
         stored["usage"]["prompt_tokens"] + reply["usage"]["prompt_tokens"] - restored
     )
     assert saved in cache_files(cache)

@@ -34,17 +34,21 @@ attention is separate). With several sequences llama.cpp splits a batch into equ
 per-sequence shares, so a prompt chunk decoded beside generating slots would be cut to
 sizes that depend on the neighbours. So the engine
 
-* evaluates prompts in position-aligned chunks ``[k*chunk, (k+1)*chunk)`` (the last one
-  shorter), each in a decode of its own sequence only, never cut by a budget;
+* evaluates prompts in chunks that end every ``chunk`` tokens or right after an
+  end-of-turn token (:mod:`fireside.generation.chunking`: where a chunk ends depends only
+  on the tokens before it), each in a decode of its own sequence only, never cut by a
+  budget;
 * decodes generated tokens one per sequence, in their own batch;
-* reuses a cached prefix only up to a chunk boundary, and only positions that were
-  evaluated as whole prompt chunks (not generated tokens, whose cells were computed one
-  at a time).
+* reuses a cached prefix only up to a chunk boundary of the new prompt, and only over
+  positions that were evaluated as whole prompt chunks (not generated tokens, whose cells
+  were computed one at a time).
 
 The same prompt therefore always meets the same batch shapes. The price: a cached prefix
 is reused only to the last chunk boundary below it (up to ``chunk - 1`` tokens are
-evaluated again), and a chat's previous reply is evaluated again as part of the next
-prompt.
+evaluated again). A chat's reply would be evaluated again too, as part of the next
+prompt; instead, once the engine is idle, it evaluates each finished chat reply again as
+prompt chunks, through the end-of-turn token the template writes after it (see
+:attr:`Engine.realign_pending`), and the next turn reuses the whole conversation.
 
 **Speculation** (:mod:`fireside.generation.speculative`). A generating slot may draft
 tokens ahead by prompt lookup; in the same step, after the shared batch of the others,
@@ -58,11 +62,14 @@ changes only the speed.
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import contextlib
 import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -76,6 +83,7 @@ from fireside.errors import (
     GenerationCancelled,
     QueueFullError,
 )
+from fireside.generation.chunking import Chunking
 from fireside.generation.context_room import prompt_fits, reply_limit
 from fireside.generation.draft import DraftModel, ModelDrafter
 from fireside.generation.kv_files import kv_settings
@@ -151,6 +159,33 @@ class CacheStats:
     none probed yet; 1: not even 2 tokens are, so nothing is drafted)."""
 
 
+_realigning: weakref.WeakSet[Engine] = weakref.WeakSet()
+_exit_hook: list[bool] = []  # registered once
+
+
+def _watch_at_exit(engine: Engine) -> None:
+    """Stop ``engine``'s realigning when the process exits (a model left open)."""
+    if not _exit_hook:
+        atexit.register(_stop_all_realigning)
+        _exit_hook.append(True)
+    _realigning.add(engine)
+
+
+def _stop_all_realigning() -> None:
+    for engine in list(_realigning):
+        engine._stop_realigning()
+
+
+@dataclass
+class _Realign:
+    """A slot's conversation to evaluate again as whole chunks (see
+    :attr:`Engine.realign_pending`): the prompt, the reply and the end of turn, cut to its
+    last chunk boundary once started."""
+
+    tokens: list[int]
+    started: bool = False
+
+
 class _Timing:
     __slots__ = ("first", "n_accepted", "n_drafted", "n_threads_batch", "prompt_done")
 
@@ -170,8 +205,9 @@ class Engine:
         n_seq: sequences decoded together (slots).
         n_ctx_seq: context of each slot in tokens (prompt plus completion).
         n_batch: the most prompt tokens evaluated in one step.
-        chunk: prompt chunk size and prefix-reuse granule (default :data:`CHUNK`, at most
-            ``min(n_batch, 512)``; see "Determinism" above).
+        chunk: the most tokens of a prompt chunk (default :data:`CHUNK`, at most
+            ``min(n_batch, 512)``; chunks also end after end-of-turn tokens, see
+            "Determinism" above).
         policy: the engine's one thread policy (it learns from generation steps).
         max_queue: requests that may wait for a slot (``None``: any number); more are
             refused with :class:`QueueFullError`.
@@ -240,10 +276,12 @@ class Engine:
         self.n_ctx_seq = self.ctx.n_ctx_seq
         self.n_batch = self.ctx.n_batch
         self.chunk = chunk
+        self.chunking = Chunking(chunk, model.eog_tokens)
+        """Where prompt chunks end (:mod:`fireside.generation.chunking`)."""
         self.max_queue = max_queue
         self.observer = observer
         self._on_step = on_step
-        self.slots = [Slot(i, model, align=chunk) for i in range(n_seq)]
+        self.slots = [Slot(i, model) for i in range(n_seq)]
         self.draft_model: DraftModel | None = None
         """The draft model's context (``None``: prompt lookup drafts)."""
         if draft is not None and speculative:
@@ -294,9 +332,12 @@ class Engine:
         self._ctx_cancelled = False  # ctx.cancel() was called: reset it after the decode
         # slots whose reply is evaluated again while idle: the tokens to end up with
         # (None: not started yet), and the thread that does it
-        self._realign: dict[int, list[int] | None] = {}
+        self._realign: dict[int, _Realign] = {}
+        self._ended_by: dict[int, int] = {}  # the end-of-turn token a reply ended with
         self._realigner: threading.Thread | None = None
         self._realigning = False  # a realigning decode runs now (a request interrupts it)
+        self._realigner_driving = False  # the realigner holds the engine (between steps)
+        self._no_realign = False  # the process is exiting: no more realigning
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -450,6 +491,7 @@ class Engine:
                 self._cond.wait()
             self._driving = True
             self._realign.clear()
+            self._ended_by.clear()
         try:
             yield
         finally:
@@ -472,7 +514,7 @@ class Engine:
                 if slot.busy:
                     continue
                 n = min(common_prefix_length(slot.cached, tokens), self._exact[slot.seq_id])
-                n -= n % self.chunk
+                n = self.chunking.floor(tokens, n)
                 if n > keep:
                     best, keep = slot, n
             if best is None:
@@ -499,7 +541,8 @@ class Engine:
             self._exact[slot.seq_id] = 0
             try:
                 restored = self.ctx.seq_state_load(path, slot.seq_id)
-                if not restored or len(restored) % self.chunk:
+                bounds = self.chunking.boundaries(restored)
+                if not restored or not bounds or bounds[-1] != len(restored):
                     raise ValueError(f"it holds {len(restored)} tokens, not whole chunks")
                 if restored != tokens[: len(restored)]:
                     raise ValueError("it holds other tokens than the conversation's")
@@ -639,7 +682,7 @@ class Engine:
             if request is None or budget <= 0:
                 continue
             start = len(slot.cached)
-            end = min(start - start % self.chunk + self.chunk, len(request.prompt))
+            end = self.chunking.end(request.prompt, start)
             if end - start > budget and n_tokens:
                 break  # never cut a chunk: it waits for the next step
             budget -= end - start
@@ -677,13 +720,14 @@ class Engine:
                 self.threads.begin()  # measure the machine's load afresh
             self._idle = False
 
-            # the longest reusable prefix; among equals, the slot unused the longest
-            def reusable(s: Slot, prompt: list[int] = request.prompt) -> tuple[int, float]:
-                return (min(s.reuse(prompt), self._exact[s.seq_id]), -s.last_used)
-
-            slot = max(free, key=reusable)
+            # the longest reusable prefix (to a chunk boundary of the prompt, over cells
+            # evaluated as whole chunks); among equals, the slot unused the longest
+            prompt = request.prompt
+            bounds = self.chunking.boundaries(prompt, len(prompt) - 1)
+            slot = max(free, key=lambda s: (self._reusable(s, prompt, bounds), -s.last_used))
             self._realign.pop(slot.seq_id, None)  # its cache changes now
-            keep = min(slot.reuse(request.prompt), self._exact[slot.seq_id])
+            self._ended_by.pop(slot.seq_id, None)
+            keep = self._reusable(slot, prompt, bounds)
             if keep < len(slot.cached):
                 if not self.ctx.seq_rm(slot.seq_id, keep, -1):  # a cache that cannot be cut
                     self.ctx.seq_rm(slot.seq_id, -1, -1)
@@ -691,8 +735,8 @@ class Engine:
                 del slot.cached[keep:]
             self._exact[slot.seq_id] = keep
             if self._disk is not None:
-                self._restore(slot, request.prompt, keep)
-            slot.assign(request, self.ctx)
+                self._restore(slot, prompt, bounds, keep)
+            slot.assign(request, self.ctx, len(slot.cached))
             if request.speculative and self._max_draft != 0:
                 slot.speculate(self._drafter(slot, request), self._max_draft)
             self._timing[request.id] = _Timing(self.threads.n_threads_batch)
@@ -706,6 +750,12 @@ class Engine:
             stats.last_prompt_tokens_evaluated = 0
             if self.observer is not None:
                 self.observer.admitted(n_prompt, slot.n_cached)
+
+    def _reusable(self, slot: Slot, prompt: list[int], bounds: list[int]) -> int:
+        """How much of ``prompt`` ``slot`` can reuse: its cached prefix over cells
+        evaluated as whole chunks, cut back to one of the prompt's chunk ``bounds``."""
+        i = bisect.bisect_right(bounds, min(slot.shared(prompt), self._exact[slot.seq_id]))
+        return bounds[i - 1] if i else 0
 
     def _threads(self) -> tuple[int, int]:
         return self.threads.n_threads, self.threads.n_threads_batch
@@ -926,7 +976,7 @@ class Engine:
         if not ok:
             return
         slot.cached.extend(chunk)
-        if end % self.chunk == 0 and self._exact[slot.seq_id] == start:
+        if self._exact[slot.seq_id] == start and self.chunking.complete(request.prompt, start, end):
             self._exact[slot.seq_id] = end
         stats = self._stats
         stats.n_prompt_tokens_evaluated += len(chunk)
@@ -962,6 +1012,8 @@ class Engine:
             if self.observer is not None:
                 self.observer.first_token(timing.first - request.submitted)
         if emitter.finish_reason is not None:
+            if emitter.finish_reason == "eos" and request.realign:
+                self._ended_by[slot.seq_id] = token  # see _turn_end
             self._finish(slot, emitter.finish_reason, text)
             return None
         slot.next_token = token
@@ -1012,7 +1064,8 @@ class Engine:
         if self._disk is not None:
             self._store(slot)
         elif request.realign:
-            self._want_realign(slot.seq_id)
+            conversation = request.prompt + tokens + self._turn_end(slot.seq_id, request.prompt)
+            self._want_realign(slot.seq_id, conversation)
         slot.release()
         self._end(request, done)
 
@@ -1023,11 +1076,13 @@ class Engine:
         """Whether a finished reply still waits to be evaluated again as whole prompt
         chunks (see "Determinism": generated tokens' cells were computed one at a time,
         so a next prompt could not reuse them). Requests made with ``realign=True`` (a
-        chat's turns) have it done by a background thread while no request runs: it
-        evaluates each aligned chunk of the slot's cache after its reusable prefix, in a
-        decode of its own like a prompt chunk, and drops the partial chunk after them.
-        A request that arrives meanwhile interrupts it at once (the chunk under way is
-        rolled back); the next turn then reuses the reply instead of evaluating it."""
+        chat's turns) have it done by a background thread while no request runs: it takes
+        the conversation so far (the prompt, the reply and the end-of-turn token the
+        template writes after it: the one the reply ended with, else the prompt's last)
+        and evaluates its chunks after the slot's reusable prefix, each in a decode of its
+        own like a prompt chunk, up to its last chunk boundary. A request that arrives
+        meanwhile interrupts it at once (the chunk under way is rolled back); the next
+        turn then reuses the conversation instead of evaluating the reply again."""
         return bool(self._realign)
 
     def wait_realigned(self, timeout: float | None = None) -> bool:
@@ -1042,13 +1097,40 @@ class Engine:
                 self._cond.wait(left)
             return not (self._realign or self._n_jobs)
 
-    def _want_realign(self, seq: int) -> None:
-        self._realign.setdefault(seq, None)
+    def _turn_end(self, seq: int, prompt: list[int]) -> list[int]:
+        """The end-of-turn token the chat template will write after this reply in the
+        next turn's prompt: the one the model ended it with, else the one the template
+        wrote after the messages before it (the last in the prompt). It closes the chunk
+        the next turn continues from (:mod:`fireside.generation.chunking`)."""
+        token = self._ended_by.pop(seq, None)
+        if token is not None:
+            return [token]
+        ends = self.chunking.ends
+        return next(([t] for t in reversed(prompt) if t in ends), [])
+
+    def _want_realign(self, seq: int, conversation: list[int]) -> None:
+        if self._no_realign:
+            return
+        self._realign[seq] = _Realign(conversation)
+        _watch_at_exit(self)
         if self._realigner is None:
             self._realigner = threading.Thread(
                 target=self._realign_loop, name="fireside-realign", daemon=True
             )
             self._realigner.start()
+
+    def _stop_realigning(self, timeout: float = 30.0) -> None:
+        """No more realigning: drop what is due and wait for a chunk under way to stop
+        (at exit, so that no decode still runs when the context is freed)."""
+        with self._cond:
+            self._no_realign = True
+            self._realign.clear()
+            self._ended_by.clear()
+        self._interrupt_realign()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._realigner_driving and time.monotonic() < deadline:
+                self._cond.wait(0.5)
 
     def _interrupt_realign(self) -> None:
         """Cancel a realigning decode under way (a request or a caller wants the engine)."""
@@ -1067,35 +1149,37 @@ class Engine:
                     cond.wait()
                 if self._closed or self._stopping:
                     return
-                self._driving = True
+                self._driving = self._realigner_driving = True
             try:
                 self._realign_chunk()
             except Exception:  # a bug: stop realigning, keep serving
                 log.exception("realigning a reply failed")
                 self._realign.clear()
+                self._ended_by.clear()
             finally:
                 with cond:
-                    self._driving = False
+                    self._driving = self._realigner_driving = False
                     cond.notify_all()
 
     def _realign_chunk(self) -> None:
         """Evaluate the next whole chunk of one slot's reply (see :attr:`realign_pending`)."""
         seq = min(self._realign)
-        slot, chunk, ctx = self.slots[seq], self.chunk, self.ctx
-        target = self._realign[seq]
-        if target is None:  # first chunk: cut the cache back to its reusable prefix
-            exact = min(self._exact[seq], len(slot.cached))
-            exact -= exact % chunk
-            end = len(slot.cached) - len(slot.cached) % chunk
+        slot, ctx = self.slots[seq], self.ctx
+        job = self._realign[seq]
+        if not job.started:  # first chunk: cut the cache back to its reusable prefix
+            conversation = job.tokens
+            held = min(common_prefix_length(slot.cached, conversation), self._exact[seq])
+            exact = self.chunking.floor(conversation, held)
+            end = self.chunking.floor(conversation, len(conversation))
             if slot.busy or end <= exact or not ctx.seq_rm(seq, exact, -1):
                 del self._realign[seq]
                 return
-            target = slot.cached[:end]
             del slot.cached[exact:]
             self._exact[seq] = exact
-            self._realign[seq] = target
+            job.tokens, job.started = conversation[:end], True
+        target = job.tokens
         start = len(slot.cached)
-        tokens = target[start : start + chunk]
+        tokens = target[start : self.chunking.end(target, start)]
         with self._guard:
             self._realigning = True
         try:
@@ -1129,17 +1213,16 @@ class Engine:
 
     # -- the prompt cache on disk ------------------------------------------------------
 
-    def _restore(self, slot: Slot, prompt: list[int], keep: int) -> None:
+    def _restore(self, slot: Slot, prompt: list[int], bounds: list[int], keep: int) -> None:
         """Restore into ``slot`` the longest stored prefix of ``prompt`` beyond the
-        ``keep`` tokens it holds (whole chunks, at least the cache's minimum)."""
+        ``keep`` tokens it holds, ending at one of the prompt's chunk ``bounds`` (short of
+        its last token) and at least the cache's minimum long."""
         disk = self._disk
         assert disk is not None
-        chunk = self.chunk
-        longest = (len(prompt) - 1) // chunk * chunk  # the last token is evaluated
-        shortest = max(keep + chunk, -(-disk.min_tokens // chunk) * chunk)
-        if longest < shortest:
+        shortest = max(keep + 1, disk.min_tokens)
+        if not bounds or bounds[-1] < shortest:
             return
-        found = disk.find(prompt, range(shortest, longest + 1, chunk))
+        found = disk.find(prompt, bounds, shortest=shortest)
         if found is None or found.n_tokens <= keep:
             return
         seq = slot.seq_id
@@ -1165,11 +1248,11 @@ class Engine:
         disk = self._disk
         assert disk is not None
         seq, n = slot.seq_id, self._exact[slot.seq_id]
-        n = min(n, len(slot.cached))
-        n -= n % self.chunk
+        bounds = self.chunking.boundaries(slot.cached, min(n, len(slot.cached)))
+        n = bounds[-1] if bounds else 0
         if n < disk.min_tokens:
             return
-        keys = disk.keys(slot.cached, range(self.chunk, n + 1, self.chunk))
+        keys = disk.keys(slot.cached, bounds)
         if disk.stored(keys[n]):
             return
         if n < len(slot.cached):

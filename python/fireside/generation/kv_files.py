@@ -68,6 +68,7 @@ def kv_settings(engine: Engine) -> dict[str, Any]:
         "llama_cpp": _core.LLAMA_CPP_COMMIT,
         "n_ctx": engine.n_ctx_seq,
         "chunk": engine.chunk,
+        "chunk_rule": engine.chunking.settings(),
         "type_k": engine.ctx.type_k,
         "type_v": engine.ctx.type_v,
     }

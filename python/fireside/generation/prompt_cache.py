@@ -2,7 +2,7 @@
 
 ``fireside serve --prompt-cache DIR`` gives every model's engine one :class:`PromptCache`.
 When a request ends, the engine hands it the cells of the request's reusable prefix (the
-whole 64-token prompt chunks, the unit the engine reuses: see "Determinism" in
+whole prompt chunks, the unit the engine reuses: see "Determinism" in
 :mod:`fireside.generation.engine`), if that prefix is at least :attr:`PromptCache.min_tokens`
 long and not stored yet. A worker thread writes them to ``DIR/<key>.kv``, where the key
 is a SHA-256 of the model file's fingerprint, the versions and context settings
@@ -383,12 +383,17 @@ class BoundPromptCache:
             keys[n] = digest.copy().hexdigest()
         return keys
 
-    def find(self, tokens: Sequence[int], lengths: Sequence[int]) -> Found | None:
-        """The longest stored valid prefix of ``tokens`` among ``lengths`` (ascending;
-        multiples of the chunk), alone in its file or the start of a longer one."""
-        chunk = int(self.settings["chunk"])
+    def find(
+        self, tokens: Sequence[int], lengths: Sequence[int], *, shortest: int = 1
+    ) -> Found | None:
+        """The longest stored valid prefix of ``tokens``, at least ``shortest`` long, among
+        ``lengths`` (every chunk boundary of ``tokens`` up to the longest wanted, ascending),
+        alone in its file or the start of a longer one."""
         keys = self.keys(tokens, lengths)
-        for n in reversed(lengths):
+        for i in reversed(range(len(lengths))):
+            n = lengths[i]
+            if n < shortest:
+                break
             where = self.cache.locate(keys[n])
             if where is None or where[1] < n:
                 continue
@@ -399,10 +404,10 @@ class BoundPromptCache:
                 continue
             header, payload = checked
             prefixes = header.get("prefix_keys")
-            if not isinstance(prefixes, list) or len(prefixes) < n // chunk:
+            if not isinstance(prefixes, list) or len(prefixes) <= i:
                 self.cache.reject(path, "its header lists too few prefix keys")
                 continue
-            if prefixes[n // chunk - 1] != keys[n]:
+            if prefixes[i] != keys[n]:
                 self.cache.reject(path, "it holds another prefix than its header says")
                 continue
             return Found(n, payload, path, n_file)

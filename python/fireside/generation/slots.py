@@ -37,15 +37,9 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class Slot:
-    """Sequence ``seq_id`` of the engine's context.
-
-    ``align``: a reused prefix is cut back to a multiple of it, so that the rest of the
-    prompt is evaluated in the same position-aligned chunks as from an empty cache (see
-    :mod:`fireside.generation.engine`, "Determinism").
-    """
+    """Sequence ``seq_id`` of the engine's context."""
 
     __slots__ = (
-        "align",
         "cached",
         "draft_policy",
         "emitter",
@@ -59,10 +53,9 @@ class Slot:
         "seq_id",
     )
 
-    def __init__(self, seq_id: int, model: _core.Model, *, align: int = 1) -> None:
+    def __init__(self, seq_id: int, model: _core.Model) -> None:
         self.seq_id = seq_id
         self.model = model
-        self.align = align
         self.cached: list[int] = []
         """Tokens in this sequence's KV cache, positions 0..n-1."""
         self.request: Request | None = None
@@ -89,15 +82,14 @@ class Slot:
         request = self.request
         return request is not None and len(self.cached) < len(request.prompt)
 
-    def reuse(self, prompt: list[int]) -> int:
-        """How many leading tokens of ``prompt`` this slot's cache keeps for it."""
-        n = common_prefix_length(self.cached, prompt)
-        n = min(n, len(prompt) - 1)  # the last prompt token is evaluated for its logits
-        return n - n % self.align
+    def shared(self, prompt: list[int]) -> int:
+        """How many leading tokens of ``prompt`` this slot's cache holds, short of its last
+        one (which is evaluated for its logits); the engine cuts that back to a chunk
+        boundary (:mod:`fireside.generation.chunking`)."""
+        return min(common_prefix_length(self.cached, prompt), len(prompt) - 1)
 
-    def assign(self, request: Request, ctx: _core.Context) -> None:
-        """Start ``request`` here: drop the cached tokens after the reused prefix."""
-        keep = self.reuse(request.prompt)
+    def assign(self, request: Request, ctx: _core.Context, keep: int) -> None:
+        """Start ``request`` here, reusing the first ``keep`` cached tokens: drop the rest."""
         if keep < len(self.cached):
             if not ctx.seq_rm(self.seq_id, keep, -1):  # a model whose cache cannot be cut
                 ctx.seq_rm(self.seq_id, -1, -1)
