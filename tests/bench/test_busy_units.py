@@ -50,3 +50,13 @@ def test_free_port_is_bindable() -> None:
     port = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_each_round_runs_the_variants_in_another_order() -> None:
+    from fireside.bench.busy import rotated
+
+    names = ["auto", "fixed1", "fixed2"]
+    orders = [rotated(names, turn) for turn in range(4)]
+    assert orders[:3] == [names, ["fixed1", "fixed2", "auto"], ["fixed2", "auto", "fixed1"]]
+    assert orders[3] == names  # and round again
+    assert {order[0] for order in orders[:3]} == set(names)  # each runs first once

@@ -9,9 +9,11 @@ does about it, under two loads, each measured in its own block of rounds:
 * ``hog``: a :class:`CpuHog` (a busy loop in its own process, started and stopped by the
   section) occupies one core.
 
-Each round runs, back to back and in this order: llama.cpp's own tool with **its default
-threads** (the physical cores), fireside with ``"auto"``, then fireside with every fixed
-count from 1 to the physical cores. The library part compares ``llama-completion``'s
+Each round runs, back to back: llama.cpp's own tool with **its default threads** (the
+physical cores), then fireside with ``"auto"`` and with every fixed count from 1 to the
+physical cores, in an order that rotates from round to round (so that no variant always
+runs first, or right after the other process; in the server part llama-server rotates
+with them). The library part compares ``llama-completion``'s
 eval rate with ``Model.generate()`` (greedy, end-of-generation banned, as in the
 ``generate`` section); the server part compares ``llama-server`` with ``fireside serve``
 at :data:`STREAMS` concurrent streams (steady aggregate tokens/s, as in the ``server``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import http.client
+import itertools
 import re
 import subprocess
 import sys
@@ -99,6 +102,12 @@ def server_threads(bench: ServerBench) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def rotated(names: list[str], turn: int) -> list[str]:
+    """``names`` starting at position ``turn`` (modulo their number)."""
+    k = turn % len(names)
+    return names[k:] + names[:k]
+
+
 def _best_of_round(suite: Suite, prefix: str, counts: range) -> None:
     """``<prefix>.best_fixed``: per round, the fastest fixed count's rate."""
     figs = [suite.figures.get(f"{prefix}.fixed{k}") for k in counts]
@@ -137,6 +146,7 @@ def _library(suite: Suite, hog: CpuHog, counts: range) -> None:
         for k in counts:
             models[f"fixed{k}"] = Model(cfg.model, n_ctx=n_ctx, n_threads=k)
         ban = eog_tokens(models["auto"])
+        turns = itertools.count()
 
         def measure(load: str) -> Callable[[], None]:
             t = None
@@ -145,8 +155,10 @@ def _library(suite: Suite, hog: CpuHog, counts: range) -> None:
                     suite.ref, cfg.model, PROMPT, threads=None, n_predict=cfg.n_gen, n_ctx=n_ctx
                 )
             rates = {
-                name: run_generate(m, n_gen=cfg.n_gen, settings=GREEDY, ban=ban).tokens_per_second
-                for name, m in models.items()
+                name: run_generate(
+                    models[name], n_gen=cfg.n_gen, settings=GREEDY, ban=ban
+                ).tokens_per_second
+                for name in rotated(list(models), next(turns))
             }
             threads = models["auto"].n_threads
 
@@ -206,9 +218,12 @@ def _servers(suite: Suite, hog: CpuHog, counts: range, live: list[Callable[[], l
             bench.start()
             bench.warm_up()
 
+        turns = itertools.count()
+
         def measure(load: str) -> Callable[[], None]:
             rates = {
-                name: b.round(STREAMS)[0].steady_tokens_per_second for name, b in benches.items()
+                name: benches[name].round(STREAMS)[0].steady_tokens_per_second
+                for name in rotated(list(benches), next(turns))
             }
             threads = server_threads(benches["auto"])
 
