@@ -102,6 +102,24 @@ def test_a_request_that_arrives_meanwhile_runs(model: Model) -> None:
     assert engine.cached_tokens() == []
 
 
+def test_another_models_requests_come_first(model: Model, model_path: Path) -> None:
+    # both models compute on the process's one compute thread: a realigning chunk of one
+    # would hold up the other's steps, so it waits while any model has requests
+    engine = model._generation_engine()
+    other = Model(model_path, n_ctx=512, n_threads=1)
+    try:
+        model.reset()
+        model.chat_session().send(TURNS[0], max_tokens=REPLY, temperature=0.0)
+        stream = other.generate("Paris is the capital of", max_tokens=32, stream=True)
+        next(iter(stream))  # the other model's request is running (paused by its reader)
+        assert engine.realign_pending
+        assert not engine.wait_realigned(1.5)  # not while the other request runs
+        list(stream)
+        assert engine.wait_realigned(120)
+    finally:
+        other.close()
+
+
 EXIT_WHILE_REALIGNING = """
 import sys
 from fireside.model import Model

@@ -159,6 +159,28 @@ class CacheStats:
     none probed yet; 1: not even 2 tokens are, so nothing is drafted)."""
 
 
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine of the process
+_engines_lock = threading.Lock()
+_OTHERS_POLL_S = 0.05
+"""How often a realigner waiting for another model's requests to end looks again."""
+
+
+def _register(engine: Engine) -> None:
+    with _engines_lock:
+        _engines.add(engine)
+
+
+def _live_engines() -> list[Engine]:
+    with _engines_lock:
+        return list(_engines)
+
+
+def _others_idle(engine: Engine) -> bool:
+    """No other engine of the process has requests (they share the compute thread: a
+    realigning decode would make their steps wait for it)."""
+    return all(not other._n_jobs for other in _live_engines() if other is not engine)
+
+
 _realigning: weakref.WeakSet[Engine] = weakref.WeakSet()
 _exit_hook: list[bool] = []  # registered once
 
@@ -343,6 +365,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
         """Why the scheduler stopped, if it failed."""
+        _register(self)
 
     # -- state -------------------------------------------------------------------------
 
@@ -417,7 +440,8 @@ class Engine:
             request._on_cancel = self._cancelled
             self._waiting.append(request)
             self._cond.notify_all()
-        self._interrupt_realign()
+        for engine in _live_engines():  # every model's background work gives way
+            engine._interrupt_realign()
 
     def cancel_all(self) -> None:
         """Cancel every waiting and running request (thread-safe)."""
@@ -1081,8 +1105,10 @@ class Engine:
         template writes after it: the one the reply ended with, else the prompt's last)
         and evaluates its chunks after the slot's reusable prefix, each in a decode of its
         own like a prompt chunk, up to its last chunk boundary. A request that arrives
-        meanwhile interrupts it at once (the chunk under way is rolled back); the next
-        turn then reuses the conversation instead of evaluating the reply again."""
+        meanwhile, to this engine or any other of the process (they share the compute
+        thread), interrupts it at once (the chunk under way is rolled back), and it waits
+        while any engine has requests; the next turn then reuses the conversation instead
+        of evaluating the reply again."""
         return bool(self._realign)
 
     def wait_realigned(self, timeout: float | None = None) -> bool:
@@ -1149,6 +1175,9 @@ class Engine:
                     cond.wait()
                 if self._closed or self._stopping:
                     return
+                if not _others_idle(self):  # another model generates: not now
+                    cond.wait(_OTHERS_POLL_S)
+                    continue
                 self._driving = self._realigner_driving = True
             try:
                 self._realign_chunk()
@@ -1183,7 +1212,7 @@ class Engine:
         with self._guard:
             self._realigning = True
         try:
-            if self._n_jobs:  # a request came in before the flag was up: it goes first
+            if self._n_jobs or not _others_idle(self):  # a request came in before the flag was up
                 return
             ctx.decode(
                 tokens,
