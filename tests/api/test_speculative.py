@@ -58,8 +58,10 @@ def test_draft_policy_drafts_what_pays() -> None:
     assert policy.length(None) == 1  # cost unknown: the cheapest draft measures it
     assert policy.length(0.0) == MAX_DRAFT  # free verification: as long as allowed
     for _ in range(DraftPolicy.EXPLORE - 1):
-        assert policy.length(1.0) == 0  # each token costs a step: never pays
-    assert policy.length(1.0) == 1  # but now and then one token is tried
+        assert policy.length(0.5) == 0  # a draft matched half the time does not pay
+    assert policy.length(0.5) == 1  # but now and then one token is tried
+    for _ in range(3 * DraftPolicy.EXPLORE):
+        assert policy.length(1.0) == 0  # each token costs a step: even a match cannot pay
     for _ in range(8):
         policy.update(8, 8)
     assert policy.acceptance > 0.9

@@ -167,10 +167,13 @@ class DraftPolicy:
     ``p`` when the one before it was) and ``beta`` comes from :class:`VerifyCost`.
 
     When no length pays, it drafts nothing, except one token every ``EXPLORE`` chances
-    (so a request whose drafts start to match, e.g. a quotation, is noticed).
+    (so a request whose drafts start to match, e.g. a quotation, is noticed), and only
+    where drafts that always matched would pay at least ``EXPLORE_GAIN`` (on a CPU where a
+    drafted token costs about a step, a trial can only lose).
     """
 
     EXPLORE = 32
+    EXPLORE_GAIN = 1.5
 
     __slots__ = ("_accepted", "_best", "_drafted", "_skipped", "limit")
 
@@ -198,7 +201,7 @@ class DraftPolicy:
         else:
             best = self._best_length(beta)
             self._best = (beta, best)
-        if best == 0:
+        if best == 0 and (1.0 + self.limit) / (1.0 + beta * self.limit) >= self.EXPLORE_GAIN:
             self._skipped += 1
             if self._skipped >= self.EXPLORE:
                 self._skipped = 0
