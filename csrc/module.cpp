@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "backend.h"
+#include "compute_thread.h"
 #include "context.h"
 #include "errors.h"
 #include "json_schema.h"
@@ -17,6 +18,7 @@ PYBIND11_MODULE(_core, m) {
     fireside::register_remote(m);
     fireside::register_logging(m);
     fireside::register_backend(m);
+    fireside::register_compute_thread(m);
     fireside::register_model(m);
     fireside::register_lora(m);
     fireside::register_context(m);

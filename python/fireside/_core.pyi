@@ -77,6 +77,19 @@ def flush_logs() -> None:
     are flushed automatically after each native call; this forces it.
     """
 
+def _set_compute_driver(driver: Callable[[], bool] | None) -> None:
+    """Set the function the compute thread calls when woken (None: none; waits for a call
+    under way). It returns whether it has more to do."""
+
+def _wake_compute_driver() -> None:
+    """Have the compute thread call its driver soon."""
+
+def _on_compute_thread() -> bool:
+    """Whether the calling thread is the compute thread."""
+
+def _compute_handovers() -> int:
+    """Computations handed to the compute thread by other threads since the start."""
+
 def json_schema_to_grammar(schema_json: str) -> str:
     """GBNF for a JSON schema given as JSON text, by llama.cpp's own converter (the one
     llama-server uses); GrammarError when it is invalid, unsupported, or enforceable only

@@ -507,8 +507,12 @@ class Model:
         """Wait until the model has no work left: no generation running and no chat reply
         still being evaluated again for the next turn to reuse (done in the background
         after each chat turn, interrupted by any new request); ``True`` when idle,
-        ``False`` after ``timeout`` seconds. A stream not read to its end counts as a
-        running generation."""
+        ``False`` after ``timeout`` seconds (``None``: no limit). A stream generates to its
+        end (or until it is closed or cancelled) whether or not it is read."""
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
         return self._generation_engine().wait_realigned(timeout)
 
     def reset(self) -> None:

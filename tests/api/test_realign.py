@@ -106,15 +106,19 @@ def test_another_models_requests_come_first(model: Model, model_path: Path) -> N
     # both models compute on the process's one compute thread: a realigning chunk of one
     # would hold up the other's steps, so it waits while any model has requests
     engine = model._generation_engine()
-    other = Model(model_path, n_ctx=512, n_threads=1)
+    other = Model(model_path, n_ctx=2048, n_threads=1)
+    never_ends = {t: float("-inf") for t in other.core.eog_tokens}
     try:
         model.reset()
         model.chat_session().send(TURNS[0], max_tokens=REPLY, temperature=0.0)
-        stream = other.generate("Paris is the capital of", max_tokens=32, stream=True)
-        next(iter(stream))  # the other model's request is running (paused by its reader)
+        stream = other.generate(
+            "Paris is the capital of", max_tokens=2000, logit_bias=never_ends, stream=True
+        )
+        next(iter(stream))  # the other model's request runs (for seconds)
         assert engine.realign_pending
         assert not engine.wait_realigned(1.5)  # not while the other request runs
-        list(stream)
+        assert stream.result is None and other._generation_engine().busy
+        stream.close()
         assert engine.wait_realigned(120)
     finally:
         other.close()

@@ -48,11 +48,14 @@ with Model(sys.argv[1], **settings) as model:
     session = ChatSession.load(sys.argv[2], model)
     engine = model._generation_engine()
     before = engine.ctx.perf().n_tokens_decoded
+    realigned = model.stats.n_realigned_tokens
     reply = session.send(sys.argv[4], max_tokens=16, temperature=0)
+    model.wait_idle(120)  # the reply is evaluated again as prompt chunks once idle
+    realigned = model.stats.n_realigned_tokens - realigned
     print(json.dumps({
         "text": reply.text,
         "tokens": reply.tokens,
-        "decoded": engine.ctx.perf().n_tokens_decoded - before,
+        "decoded": engine.ctx.perf().n_tokens_decoded - before - realigned,
         "evaluated": model.stats.last_prompt_tokens_evaluated,
         "prompt": reply.usage.prompt_tokens,
     }))

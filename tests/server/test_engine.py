@@ -47,7 +47,6 @@ def test_chunked_prompts_beside_generating_slots_give_the_single_outputs(
     """With an 8-token batch, prompts are evaluated in chunks interleaved with the other
     slots' generation; each output still equals the output of the request alone."""
     engine = Engine(core, parallel=3, n_ctx_seq=128, n_batch=8, n_threads=1)
-    engine.start()
     try:
 
         async def main() -> tuple[list[str], list[str]]:
@@ -72,7 +71,6 @@ def test_chunked_prompts_beside_generating_slots_give_the_single_outputs(
 
 def test_limits_and_queue(core: _core.Model) -> None:
     engine = Engine(core, parallel=1, n_ctx_seq=64, n_batch=64, n_threads=1, max_queue=1)
-    engine.start()
     try:
 
         async def main() -> None:
@@ -107,7 +105,6 @@ def test_limits_and_queue(core: _core.Model) -> None:
 
 def test_stopping_the_engine_ends_running_jobs_with_an_error(core: _core.Model) -> None:
     engine = Engine(core, parallel=1, n_ctx_seq=256, n_threads=1)
-    engine.start()
 
     async def main() -> None:
         job = Job(prompt(core, "Write a long story."), greedy(core), max_tokens=200)
@@ -127,7 +124,6 @@ def test_one_event_loop_wake_up_per_step(core: _core.Model) -> None:
     """Chunks of all slots reach the event loop together: the loop's thread is woken about
     once per decode step, not once per token (each wake-up stalls a decode on a busy CPU)."""
     engine = Engine(core, parallel=4, n_ctx_seq=128, n_batch=64, n_threads=1)
-    engine.start()
     try:
 
         async def main() -> tuple[int, int]:

@@ -64,7 +64,6 @@ def test_one_policy_follows_the_load_for_all_requests(core: _core.Model) -> None
     load = FakeLoad(other=2.0)  # both cores taken by other processes
     policy = ThreadPolicy("auto", max_threads=2, batched=True, source=load, window_s=0.0)
     engine = Engine(core, parallel=3, n_ctx_seq=128, n_batch=64, thread_policy=policy)
-    engine.start()
     try:
         assert threads_in_metrics(engine) == (2, 2)
         run_jobs(engine, core, 3)
@@ -82,7 +81,6 @@ def test_one_policy_follows_the_load_for_all_requests(core: _core.Model) -> None
 
 def test_a_fixed_count_is_never_changed(core: _core.Model) -> None:
     engine = Engine(core, parallel=2, n_ctx_seq=128, n_batch=64, n_threads=1)
-    engine.start()
     try:
         run_jobs(engine, core, 2)
         assert (engine.ctx.n_threads, engine.ctx.n_threads_batch) == (1, 1)

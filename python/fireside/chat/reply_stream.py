@@ -117,6 +117,7 @@ class ChatStream(Iterator[str]):
 
     def drain(self) -> GenerationResult:
         """Run the reply to its end and return the result."""
+        self._gen.read_at_end()
         for _ in self._events:
             pass
         if self._result is None:  # pragma: no cover - a clean end always settles

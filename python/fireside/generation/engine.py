@@ -19,11 +19,10 @@ sees another's cells). Each :meth:`Engine.step`
 and hands each request its events (:class:`~fireside.generation.requests.Chunk`, then
 :class:`~fireside.generation.requests.Done` or an exception).
 
-**Who drives.** With :meth:`Engine.start` a scheduler thread runs the steps (the server).
-Without it, the threads waiting for events drive (:meth:`Engine.wait`): whichever needs an
-event while nobody is stepping runs one step, and the others wait for it, so a single
-caller runs its own token loop with no thread hand-off, and up to ``n_seq`` callers share
-each step.
+**Who drives.** The process's compute thread, on which every llama.cpp graph is computed,
+runs the steps of every engine (:mod:`fireside.generation.compute`), so a decode is never
+handed from one thread to another; clients submit requests and wait for their events
+(:meth:`Engine.wait`), up to ``n_seq`` of them sharing each step.
 
 **Determinism.** A request's output does not depend on what the cache held before or on
 its neighbours. llama.cpp's arithmetic for a token depends on how many tokens of *its own
@@ -83,6 +82,7 @@ from fireside.errors import (
     GenerationCancelled,
     QueueFullError,
 )
+from fireside.generation import compute
 from fireside.generation.chunking import Chunking
 from fireside.generation.context_room import prompt_fits, reply_limit
 from fireside.generation.draft import DraftModel, ModelDrafter
@@ -159,28 +159,6 @@ class CacheStats:
     none probed yet; 1: not even 2 tokens are, so nothing is drafted)."""
 
 
-_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # every engine of the process
-_engines_lock = threading.Lock()
-_OTHERS_POLL_S = 0.05
-"""How often a realigner waiting for another model's requests to end looks again."""
-
-
-def _register(engine: Engine) -> None:
-    with _engines_lock:
-        _engines.add(engine)
-
-
-def _live_engines() -> list[Engine]:
-    with _engines_lock:
-        return list(_engines)
-
-
-def _others_idle(engine: Engine) -> bool:
-    """No other engine of the process has requests (they share the compute thread: a
-    realigning decode would make their steps wait for it)."""
-    return all(not other._n_jobs for other in _live_engines() if other is not engine)
-
-
 _realigning: weakref.WeakSet[Engine] = weakref.WeakSet()
 _exit_hook: list[bool] = []  # registered once
 
@@ -234,7 +212,7 @@ class Engine:
         max_queue: requests that may wait for a slot (``None``: any number); more are
             refused with :class:`QueueFullError`.
         observer: told about admissions, steps and finishes (e.g. the server's metrics).
-        on_step: called after every step by the driving thread (e.g. to deliver the
+        on_step: called after every step, on the compute thread (e.g. to deliver the
             step's events to an event loop at once).
         speculative: draft tokens ahead by prompt lookup and verify them in one decode
             when the measured cost says it pays (see
@@ -356,16 +334,14 @@ class Engine:
         # (None: not started yet), and the thread that does it
         self._realign: dict[int, _Realign] = {}
         self._ended_by: dict[int, int] = {}  # the end-of-turn token a reply ended with
-        self._realigner: threading.Thread | None = None
         self._realigning = False  # a realigning decode runs now (a request interrupts it)
         self._realigner_driving = False  # the realigner holds the engine (between steps)
         self._no_realign = False  # the process is exiting: no more realigning
         self._stopping = False
         self._closed = False
-        self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None
-        """Why the scheduler stopped, if it failed."""
-        _register(self)
+        """Why the engine stopped, if a step failed past its own handling."""
+        compute.register(self)
 
     # -- state -------------------------------------------------------------------------
 
@@ -377,9 +353,7 @@ class Engine:
     @property
     def running(self) -> bool:
         """Whether requests are accepted."""
-        if self._closed or self._stopping:
-            return False
-        return self._thread is None or self._thread.is_alive()
+        return not (self._closed or self._stopping)
 
     @property
     def parallel(self) -> int:
@@ -440,8 +414,8 @@ class Engine:
             request._on_cancel = self._cancelled
             self._waiting.append(request)
             self._cond.notify_all()
-        for engine in _live_engines():  # every model's background work gives way
-            engine._interrupt_realign()
+        compute.interrupt_idle_work()  # every model's background work gives way
+        compute.wake()
 
     def cancel_all(self) -> None:
         """Cancel every waiting and running request (thread-safe)."""
@@ -463,10 +437,13 @@ class Engine:
     # -- driving -----------------------------------------------------------------------
 
     def wait(self, ready: Callable[[], bool], timeout: float | None = None) -> None:
-        """Return once ``ready()`` is true, stepping the engine while nobody else does
-        (without a scheduler thread). ``ready`` is called with the engine's lock held.
-        Raises :class:`EngineStoppedError` when the engine is closed meanwhile."""
+        """Return once ``ready()`` is true (or after ``timeout`` seconds without a step);
+        the compute thread runs the steps meanwhile (called on it, from a callback of
+        another engine's step, this steps the engine itself). ``ready`` is called with the
+        engine's lock held. Raises :class:`EngineStoppedError` when the engine is closed
+        meanwhile."""
         cond = self._cond
+        on_compute_thread = compute.here()
         while True:
             with cond:
                 while True:
@@ -474,12 +451,37 @@ class Engine:
                         return
                     if self._closed:
                         raise EngineStoppedError("the model was closed")
-                    if self._thread is None and not self._driving:
-                        self._driving = True
-                        break
+                    if not self._driving:
+                        if on_compute_thread:
+                            self._driving = True
+                            break
+                        if self._n_jobs:
+                            compute.wake()
                     if not cond.wait(timeout):
                         return
             self._drive_one()
+
+    @property
+    def busy(self) -> bool:
+        """Requests wait or run."""
+        return self._n_jobs > 0
+
+    def drive_step(self) -> bool:
+        """Run one step if requests wait or run and nobody holds the engine (called by the
+        compute thread, :mod:`fireside.generation.compute`); whether it ran one."""
+        with self._cond:
+            if self._closed or self._stopping or self._driving or not self._n_jobs:
+                return False
+            self._driving = True
+        self._drive_one()
+        return True
+
+    def fail(self, error: BaseException) -> None:
+        """A step failed past :meth:`_safe_step` (not an ``Exception``): stop the engine."""
+        self.failure = error
+        with self._cond:
+            self._stopping = True
+        self._abort_all(error)
 
     def driving_here(self) -> bool:
         """Whether the calling thread is running a step now (e.g. from a callback)."""
@@ -522,6 +524,7 @@ class Engine:
             with self._cond:
                 self._driving = False
                 self._cond.notify_all()
+            compute.wake()  # requests that came meanwhile
 
     def save_prefix(self, path: str | os.PathLike[str], tokens: Sequence[int]) -> int:
         """Write the KV cells of the longest prefix of ``tokens`` that an idle slot could
@@ -578,24 +581,19 @@ class Engine:
             slot.last_used = time.monotonic()
             return len(restored)
 
-    # -- the scheduler thread ----------------------------------------------------------
+    # -- stopping ----------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start a scheduler thread that runs the steps (instead of the waiting clients)."""
-        if self._thread is not None:
-            raise RuntimeError("the engine is already started")
-        self._thread = threading.Thread(target=self._run, name="fireside-engine", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the scheduler (running requests end with an error) and free the context."""
+    def stop(self) -> None:
+        """Accept no more requests, end the running ones with an error, free the context."""
         with self._cond:
-            self._stopping = True
+            self._stopping = True  # no step starts now
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self._thread is None or not self._thread.is_alive():
-            self.close()
+        self._interrupt_realign()
+        with self._cond:
+            while self._driving and not self.driving_here():
+                self._cond.wait(1.0)
+        self._abort_all(None)  # before close() would cancel them: they end with the error
+        self.close()
 
     def close(self) -> None:
         """Cancel everything, wait for a running step, free the context. Idempotent."""
@@ -613,26 +611,6 @@ class Engine:
         self.ctx.close()
         if self.draft_model is not None:
             self.draft_model.close()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not (
-                        self._stopping or ((self._waiting or self._n_jobs) and not self._driving)
-                    ):
-                        self._cond.wait()
-                    if self._stopping:
-                        break
-                    self._driving = True
-                self._drive_one()
-        except BaseException as error:  # pragma: no cover - _safe_step catches the rest
-            log.exception("the generation engine failed")
-            self.failure = error
-            with self._cond:
-                self._stopping = True
-        finally:
-            self._abort_all(self.failure)
 
     def _abort_all(self, cause: BaseException | None) -> None:
         error = EngineStoppedError(
@@ -1100,7 +1078,7 @@ class Engine:
         """Whether a finished reply still waits to be evaluated again as whole prompt
         chunks (see "Determinism": generated tokens' cells were computed one at a time,
         so a next prompt could not reuse them). Requests made with ``realign=True`` (a
-        chat's turns) have it done by a background thread while no request runs: it takes
+        chat's turns) have it done by the compute thread while no request runs: it takes
         the conversation so far (the prompt, the reply and the end-of-turn token the
         template writes after it: the one the reply ended with, else the prompt's last)
         and evaluates its chunks after the slot's reusable prefix, each in a decode of its
@@ -1139,11 +1117,6 @@ class Engine:
             return
         self._realign[seq] = _Realign(conversation)
         _watch_at_exit(self)
-        if self._realigner is None:
-            self._realigner = threading.Thread(
-                target=self._realign_loop, name="fireside-realign", daemon=True
-            )
-            self._realigner.start()
 
     def _stop_realigning(self, timeout: float = 30.0) -> None:
         """No more realigning: drop what is due and wait for a chunk under way to stop
@@ -1158,6 +1131,10 @@ class Engine:
             while self._realigner_driving and time.monotonic() < deadline:
                 self._cond.wait(0.5)
 
+    def interrupt_idle(self) -> None:
+        """Stop a realigning decode under way (a request came, here or to another model)."""
+        self._interrupt_realign()
+
     def _interrupt_realign(self) -> None:
         """Cancel a realigning decode under way (a request or a caller wants the engine)."""
         with self._guard:
@@ -1165,30 +1142,31 @@ class Engine:
                 self.ctx.cancel()
                 self._ctx_cancelled = True
 
-    def _realign_loop(self) -> None:
-        cond = self._cond
-        while True:
-            with cond:
-                while not (self._closed or self._stopping) and not (
-                    self._realign and not self._driving and not self._n_jobs
-                ):
-                    cond.wait()
-                if self._closed or self._stopping:
-                    return
-                if not _others_idle(self):  # another model generates: not now
-                    cond.wait(_OTHERS_POLL_S)
-                    continue
-                self._driving = self._realigner_driving = True
-            try:
-                self._realign_chunk()
-            except Exception:  # a bug: stop realigning, keep serving
-                log.exception("realigning a reply failed")
-                self._realign.clear()
-                self._ended_by.clear()
-            finally:
-                with cond:
-                    self._driving = self._realigner_driving = False
-                    cond.notify_all()
+    def drive_idle(self) -> bool:
+        """Realign one chunk of a finished reply if one is due and no engine has requests
+        (called by the compute thread); whether it did."""
+        with self._cond:
+            if (
+                self._closed
+                or self._stopping
+                or not self._realign
+                or self._driving
+                or self._n_jobs
+                or compute.others_busy(self)
+            ):
+                return False
+            self._driving = self._realigner_driving = True
+        try:
+            self._realign_chunk()
+        except Exception:  # a bug: stop realigning, keep serving
+            log.exception("realigning a reply failed")
+            self._realign.clear()
+            self._ended_by.clear()
+        finally:
+            with self._cond:
+                self._driving = self._realigner_driving = False
+                self._cond.notify_all()
+        return True
 
     def _realign_chunk(self) -> None:
         """Evaluate the next whole chunk of one slot's reply (see :attr:`realign_pending`)."""
@@ -1212,7 +1190,7 @@ class Engine:
         with self._guard:
             self._realigning = True
         try:
-            if self._n_jobs or not _others_idle(self):  # a request came in before the flag was up
+            if self._n_jobs or compute.others_busy(self):  # a request came before the flag was up
                 return
             ctx.decode(
                 tokens,

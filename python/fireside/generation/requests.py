@@ -103,5 +103,5 @@ class Request:
                 self._on_cancel(self)
 
     def emit(self, event: Event) -> None:
-        """Receive an event (called by the engine's driving thread)."""
+        """Receive an event (called on the compute thread, during a step)."""
         raise NotImplementedError

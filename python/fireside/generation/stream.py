@@ -2,8 +2,8 @@
 
 :class:`GenerationStream` submits its request to the :class:`~fireside.generation.engine.Engine`
 when it is first iterated (a stream that is never iterated never touches the model) and
-then reads the request's events; while nobody else is stepping the engine, the reading
-thread runs the step itself, so a lone caller pays no thread hand-off per token.
+then reads the request's events as the compute thread's steps produce them (the token
+callback runs on the reading thread).
 ``break``, :meth:`GenerationStream.close` or dropping the stream cancels the request; its
 slot is free at the next step.
 """
@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING
 
+from fireside.generation import compute
 from fireside.generation.requests import Chunk, Done, Event, Request
 from fireside.generation.results import GenerationResult, Timings, TokenLogprob, Usage
 
@@ -43,6 +44,12 @@ class StreamRequest(Request):
         self.owner: int | None = None
         """The thread iterating the stream (set when it starts)."""
         self.engine: Engine | None = None
+        self.callback: TokenCallback | None = None
+        """The stream's token callback (called on the reading thread)."""
+        self.at_end = False
+        """The reader takes the chunks only once the generation has ended (it is woken
+        once, not at every token)."""
+        self._arrived = threading.Event()  # set when an event the reader waits for came
         self._abandoned: _Seen | None = None
 
     def emit(self, event: Event) -> None:
@@ -51,12 +58,35 @@ class StreamRequest(Request):
                 self._settle_abandoned(event)
             return
         self.events.append(event)  # deque.append is atomic: no lock needed
+        if not (self.at_end and isinstance(event, Chunk)):
+            self._arrived.set()
+
+    def wait(self, engine: Engine) -> None:
+        """Wait for an event (with :attr:`at_end`: the last one) while the compute thread
+        steps; called on the compute thread itself (from a callback of a step), step the
+        engine here."""
+        events = self.events
+
+        def ready() -> bool:
+            if self.at_end:
+                return any(not isinstance(e, Chunk) for e in events)
+            return bool(events)
+
+        if compute.here():
+            engine.wait(ready)
+            return
+        arrived = self._arrived
+        while True:
+            arrived.clear()  # before looking: an event emitted after the look sets it
+            if ready():
+                return
+            arrived.wait()
 
     def abandon(self, seen: _Seen) -> None:
         """The reader left while this thread runs a step (its stream was closed or
         garbage-collected from inside the step), so it cannot wait for the end: the
         result is recorded when the engine ends the (cancelled) request. Called on the
-        driving thread, which is also the one that emits."""
+        compute thread, which is also the one that emits."""
         self._abandoned = seen
         end = next((e for e in self.events if not isinstance(e, Chunk)), None)
         self.events.clear()
@@ -147,6 +177,7 @@ class GenerationStream(Iterator[str]):
     ) -> None:
         self._request = request
         request.engine = engine
+        request.callback = callback
         gen = _iterate(engine, request, callback)
         request.generator = weakref.ref(gen)
         self._gen = gen
@@ -191,8 +222,16 @@ class GenerationStream(Iterator[str]):
         else:
             self._request.callbacks.append(fn)
 
+    def read_at_end(self) -> None:
+        """Take the chunks only once the generation has ended (no wake-up of the reading
+        thread per token; for collecting the whole text). No effect with a token callback,
+        which sees each chunk as it comes."""
+        if self._request.callback is None:
+            self._request.at_end = True
+
     def drain(self) -> GenerationResult:
         """Run the generation to its end and return the result."""
+        self.read_at_end()
         for _ in self:
             pass
         result = self._request.result
@@ -218,7 +257,7 @@ def _iterate(
     try:
         while True:
             if not events:
-                engine.wait(lambda: bool(events))
+                request.wait(engine)
             event = events.popleft()
             if isinstance(event, Chunk):
                 seen.take(event)
@@ -247,6 +286,9 @@ def _iterate(
         else:
             _settle(engine, request, seen)
         raise
+    except BaseException:  # e.g. KeyboardInterrupt while waiting, a callback that raised
+        request.cancel()  # the compute thread ends it at its next step
+        raise
     finally:
         _unregister(request)
     request.result = _result(request, seen, done)
@@ -265,12 +307,9 @@ def _settle(engine: Engine, request: StreamRequest, seen: _Seen) -> None:
 def _wait_done(engine: Engine, request: StreamRequest) -> Done | None:
     """Wait for a cancelled request's end; its late chunks are dropped."""
     events = request.events
-
-    def ended() -> bool:
-        return any(not isinstance(e, Chunk) for e in events)
-
+    request.at_end = True
     try:
-        engine.wait(ended)
+        request.wait(engine)
     except Exception:  # noqa: BLE001 - the engine is closed: the result is what we saw
         events.clear()
     done: Done | None = None

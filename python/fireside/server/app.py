@@ -1,8 +1,8 @@
 """The app factory: ``create_app(model, ...)`` loads the given models and returns the ASGI app.
 
 State lives on ``app.state`` (``models``, ``service``, ``config``, ``metrics``), never in
-module globals, so several apps can live in one process (tests do). The engines'
-scheduler threads start with the app's lifespan and stop with it.
+module globals, so several apps can live in one process (tests do). The engines are
+stopped with the app's lifespan (their steps run on the process's compute thread).
 """
 
 from __future__ import annotations

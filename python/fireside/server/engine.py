@@ -1,5 +1,5 @@
-"""The server's engine: the generation engine with a scheduler thread, metrics and an
-outbox that wakes each event loop once per step.
+"""The server's engine: the generation engine with metrics and an outbox that wakes each
+event loop once per step.
 
 Everything about batching, prefix reuse, sampling and finishing is
 :class:`fireside.generation.engine.Engine`'s; this module only wires the server's parts to
@@ -15,7 +15,6 @@ from fireside.generation import engine as generation
 from fireside.generation.threads import AUTO, ThreadPolicy, ThreadSetting
 from fireside.server.jobs import Job, Outbox
 from fireside.server.metrics import Metrics
-from fireside.server.turns import StepTurns
 
 if TYPE_CHECKING:
     from fireside import _core
@@ -40,8 +39,6 @@ class Engine(generation.Engine):
         max_queue: jobs that may wait for a slot; more are refused with
             :class:`QueueFullError`.
         metrics: where to count (a new :class:`Metrics` by default).
-        turns: shared by the engines of one server, so that their steps take turns
-            (:mod:`fireside.server.turns`); ``None``: this engine steps on its own.
         speculative: speculative decoding in every slot (see
             :class:`fireside.generation.engine.Engine`).
         prompt_cache: the server's prompt cache on disk, shared by its engines (see
@@ -59,11 +56,9 @@ class Engine(generation.Engine):
         max_queue: int = 64,
         metrics: Metrics | None = None,
         thread_policy: ThreadPolicy | None = None,
-        turns: StepTurns | None = None,
         speculative: bool = True,
         prompt_cache: PromptCache | None = None,
     ) -> None:
-        self._turns = turns
         if thread_policy is None:
             # generation steps are multi-token batches: llama.cpp runs them on the batch count
             thread_policy = ThreadPolicy(n_threads, batched=True)
@@ -82,14 +77,6 @@ class Engine(generation.Engine):
             speculative=speculative,
             prompt_cache=prompt_cache,
         )
-
-    def step(self) -> None:
-        """One step, in turn with the server's other engines (see :mod:`.turns`)."""
-        if self._turns is None:
-            super().step()
-            return
-        with self._turns:
-            super().step()
 
     def submit(self, request: Request) -> None:
         """Queue a job (see :meth:`fireside.generation.engine.Engine.submit`); ``max_tokens``

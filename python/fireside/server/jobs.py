@@ -2,7 +2,7 @@
 
 A :class:`Job` is a :class:`~fireside.generation.requests.Request` created on the event
 loop; it is read back as an async iterator of :class:`Chunk` events ending in a
-:class:`Done` (or an exception). The engine's scheduler thread never touches asyncio
+:class:`Done` (or an exception). The compute thread that runs the steps never touches asyncio
 objects directly: it calls :meth:`Job.emit`, and an :class:`Outbox` hands everything one
 engine step produced to each event loop with a single ``call_soon_threadsafe``.
 """

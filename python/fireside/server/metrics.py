@@ -1,7 +1,7 @@
 """Server counters, rendered in the Prometheus text format at ``GET /metrics``.
 
 Counters only grow; gauges (queue depth, active slots) are read from the engine when the
-page is rendered. Every update takes one lock, so the scheduler thread and the event loop
+page is rendered. Every update takes one lock, so the compute thread (the steps) and the event loop
 may both record. The counters are also the proof of batching: ``decode_sequences_total /
 decode_steps_total`` is the mean number of sequences per decode step.
 """

@@ -43,7 +43,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fireside.errors import FiresideError
 from fireside.server.errors import APIError
 from fireside.server.model_memory import OVERHEAD, estimate
-from fireside.server.turns import StepTurns, turns_width
 
 if TYPE_CHECKING:
     from fireside.generation.prompt_cache import PromptCache
@@ -171,10 +170,6 @@ class ModelManager:
 
             self.prompt_cache = PromptCache(config.prompt_cache, config.prompt_cache_size)
             metrics.watch_prompt_cache(self.prompt_cache.stats)
-        from fireside.defaults import default_n_threads
-
-        # the engines' steps take turns: two models never run more threads than cores
-        self.turns = StepTurns(turns_width(config.n_threads, default_n_threads()))
         try:
             for i, model in enumerate(given):
                 servable = self._given_servable(model, config.model_id if i == 0 else None)
@@ -410,7 +405,6 @@ class ModelManager:
                 n_threads=config.n_threads or "auto",
                 max_queue=config.max_queue,
                 metrics=self.metrics,
-                turns=self.turns,
                 speculative=config.speculative,
                 prompt_cache=self.prompt_cache,
             )
@@ -428,8 +422,6 @@ class ModelManager:
             if servable.model is None:
                 model.close()
             raise
-        if self._started:
-            engine.start()
         self.n_loads += 1
         size = core.size + kv * n_ctx * config.parallel + OVERHEAD
         return Loaded(servable, service, size, self.config.keep_alive)
@@ -677,7 +669,6 @@ class ModelManager:
                 target=_prepare_loading, args=(self.prepared,), name="fireside-prepare", daemon=True
             ).start()
         for record in self._loaded.values():
-            record.service.engine.start()
             self._idle(record)
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fireside.generation import compute
 from fireside.server import protocol as p
 from fireside.server.auth import require_api_key
 from fireside.server.errors import APIError, bad_request
@@ -141,7 +142,7 @@ async def metrics(request: Request) -> PlainTextResponse:
                 f"fireside_model_loads_total {manager.n_loads}",
                 "# HELP fireside_step_turn_waits_total Engine steps that waited for another model's.",
                 "# TYPE fireside_step_turn_waits_total counter",
-                f"fireside_step_turn_waits_total {manager.turns.waits}",
+                f"fireside_step_turn_waits_total {compute.turn_waits()}",
             ]
         )
     )
