@@ -4,7 +4,9 @@ there while a stream's token callback runs on its reader's thread."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,7 @@ def test_callbacks_run_where_documented(model: Model) -> None:
 
 def test_two_models_step_in_turn(model: Model, model_path: Path) -> None:
     other = Model(model_path, n_ctx=512, n_threads=1)
+    engine = weakref.ref(other._generation_engine())
     try:
         alone = [m.generate(PROMPT, max_tokens=24, temperature=0.0).text for m in (model, other)]
         before = compute.turn_waits()
@@ -93,6 +96,12 @@ def test_two_models_step_in_turn(model: Model, model_path: Path) -> None:
         assert compute.turn_waits() > before  # rounds stepped both models
     finally:
         other.close()
+    # a model that is gone is no longer driven (the compute thread holds engines weakly)
+    assert engine() in compute.drivables()
+    del other
+    gc.collect()
+    assert engine() is None
+    assert all(d is not None for d in compute.drivables())
 
 
 @pytest.mark.parametrize("timeout", ["5", -1, True])

@@ -141,6 +141,7 @@ def test_two_models_answer_interleaved_requests(live: LiveServer) -> None:
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
+    turn_waits = _turn_waits(live)
     # interleaved: the models' requests alternate, all of them in flight together
     threads = [
         threading.Thread(target=run, args=(m, p)) for p in prompts for m in ("smollm2:135m", GEMMA)
@@ -156,6 +157,15 @@ def test_two_models_answer_interleaved_requests(live: LiveServer) -> None:
     running = httpx.get(live.url + "/api/ps").json()["models"]
     assert all(m["in_flight"] == 0 for m in running)
     assert all(m["size"] > 0 and m["expires_at"].startswith("9999") for m in running)
+    # the compute thread stepped both models in the same rounds, one after the other
+    assert _turn_waits(live) > turn_waits
+
+
+def _turn_waits(live: LiveServer) -> int:
+    """``fireside_step_turn_waits_total`` from /metrics."""
+    text = httpx.get(live.url + "/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith("fireside_step_turn_waits_total "))
+    return int(line.split()[1])
 
 
 def test_concurrent_requests_for_a_model_share_one_load(live: LiveServer) -> None:

@@ -54,8 +54,10 @@ class Drivable(Protocol):
         ...
 
 
-_drivables: weakref.WeakSet[Drivable] = weakref.WeakSet()
-_lock = threading.Lock()
+# Held weakly, as a tuple replaced whole (by register and when one is collected), so
+# that a round reads it without a lock or a copy.
+_drivables: tuple[weakref.ref[Drivable], ...] = ()
+_lock = threading.RLock()  # reentrant: a collection during register() calls _forget
 _installed: list[bool] = []  # the driver is set (once per process)
 _turn_waits = 0  # steps that came after another engine's step in the same round
 
@@ -68,18 +70,24 @@ def turn_waits() -> int:
 
 def register(drivable: Drivable) -> None:
     """Have the compute thread drive ``drivable`` (held weakly) from now on."""
+    global _drivables
     with _lock:
-        _drivables.add(drivable)
+        _drivables = (*_drivables, weakref.ref(drivable, _forget))
         if not _installed:
             _core._set_compute_driver(_drive)
             atexit.register(_uninstall)
             _installed.append(True)
 
 
+def _forget(gone: weakref.ref[Drivable]) -> None:
+    global _drivables
+    with _lock:
+        _drivables = tuple(ref for ref in _drivables if ref is not gone)
+
+
 def drivables() -> list[Drivable]:
     """Everything the compute thread drives now."""
-    with _lock:
-        return list(_drivables)
+    return [d for d in (ref() for ref in _drivables) if d is not None]
 
 
 def wake() -> None:

@@ -50,6 +50,7 @@ class StreamRequest(Request):
         """The reader takes the chunks only once the generation has ended (it is woken
         once, not at every token)."""
         self._arrived = threading.Event()  # set when an event the reader waits for came
+        self._ended = False  # the last event (a Done or an error) is queued
         self._abandoned: _Seen | None = None
 
     def emit(self, event: Event) -> None:
@@ -58,8 +59,11 @@ class StreamRequest(Request):
                 self._settle_abandoned(event)
             return
         self.events.append(event)  # deque.append is atomic: no lock needed
-        if not (self.at_end and isinstance(event, Chunk)):
-            self._arrived.set()
+        if not isinstance(event, Chunk):
+            self._ended = True
+        elif self.at_end:
+            return
+        self._arrived.set()
 
     def wait(self, engine: Engine) -> None:
         """Wait for an event (with :attr:`at_end`: the last one) while the compute thread
@@ -68,9 +72,7 @@ class StreamRequest(Request):
         events = self.events
 
         def ready() -> bool:
-            if self.at_end:
-                return any(not isinstance(e, Chunk) for e in events)
-            return bool(events)
+            return self._ended if self.at_end else bool(events)
 
         if compute.here():
             engine.wait(ready)
