@@ -325,10 +325,10 @@ class Engine:
         self._driving = False
         self._driver: int | None = None  # thread id of the one stepping now
         self._idle = True
-        # the requests in the decode running now; reentrant: a stream garbage-collected
+        # the slots in the decode running now; reentrant: a stream garbage-collected
         # while this thread holds it cancels its request (which takes it) from here
         self._guard = threading.RLock()
-        self._in_decode: list[Request] = []
+        self._in_decode: list[Slot] = []
         self._ctx_cancelled = False  # ctx.cancel() was called: reset it after the decode
         # slots whose reply is evaluated again while idle: the tokens to end up with
         # (None: not started yet), and the thread that does it
@@ -428,7 +428,8 @@ class Engine:
     def _cancelled(self, request: Request) -> None:
         with self._guard:
             # interrupt a decode only when it works for cancelled requests alone
-            if self._in_decode and all(r.cancelled for r in self._in_decode):
+            requests = [s.request for s in self._in_decode if s.request is not None]
+            if requests and all(r.cancelled for r in requests):
                 self.ctx.cancel()
                 self._ctx_cancelled = True
         with self._cond:
@@ -766,8 +767,7 @@ class Engine:
         """Decode one batch; False when it failed (its requests are ended)."""
         ctx = self.ctx
         guard = self._guard
-        with guard:
-            self._in_decode = [s.request for s in slots if s.request is not None]
+        self._in_decode = slots  # their requests stay the same until the decode returns
         try:
             ctx.decode(**batch)  # type: ignore[arg-type]
             return True
