@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,36 +24,25 @@ from fireside.server.config import ServerConfig
 from fireside.server.metrics import Metrics
 from fireside.server.model_manager import ModelManager, Servable, without_latest
 
+from tests.stores import fresh_store, place
+
 SMOL = "smollm2-135m-instruct"
 ENTRY = get_entry(SMOL)
 assert ENTRY is not None
 
 
-def _place(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
-
-
 @pytest.fixture(scope="module")
 def manager(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[ModelManager]:
-    root = tmp_path_factory.mktemp("find-store")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
-        mp.setenv("HF_HOME", str(root / "hf-home"))
-        mp.delenv("FIRESIDE_MODELS_DIR", raising=False)
-        config.set_offline(None)
+    with fresh_store(tmp_path_factory.mktemp("find-store")):
         catalog_file = store.hub_path(ENTRY.repo, ENTRY.file)
-        _place(model_path, catalog_file)
+        place(model_path, catalog_file)
         models = config.models_dir()
-        _place(model_path, models / "local" / "plain-model.gguf")
+        place(model_path, models / "local" / "plain-model.gguf")
         recorded = models / "urls" / "abc" / "downloaded.gguf"
-        _place(model_path, recorded)
+        place(model_path, recorded)
         record = recorded.with_name(recorded.name + store.RECORD_SUFFIX)
         record.write_text(json.dumps({"name": "https://example.invalid/m.gguf"}))
-        _place(model_path, models / "local" / "split-00002-of-00002.gguf")
+        place(model_path, models / "local" / "split-00002-of-00002.gguf")
         link = models / "local" / "alias-of-smol.gguf"
         link.symlink_to(catalog_file)
         manager = ModelManager(ServerConfig(), metrics=Metrics())
@@ -62,7 +50,6 @@ def manager(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Itera
             yield manager
         finally:
             manager.close_now()
-            config.set_offline(None)
 
 
 def _first_listed(manager: ModelManager, name: str) -> Servable | None:

@@ -9,8 +9,6 @@ holds, with a generous deadline (never a fixed sleep).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,7 +24,9 @@ import pytest
 from fireside.hub import config, get_entry, store
 from fireside.server import create_app
 
-from .conftest import LiveServer, serve
+from tests.stores import fresh_store, place
+
+from .conftest import LiveServer, parse_metrics, serve
 
 SMOL = "smollm2-135m-instruct"
 GEMMA = "gemma-3-270m-q4_k_m"
@@ -36,38 +36,20 @@ OPTIONS = {"temperature": 0, "num_predict": 12}
 MESSAGES = [{"role": "user", "content": "Name a fruit."}]
 
 
-def _place(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        return
-    try:
-        os.link(source, dest)
-    except OSError:
-        shutil.copyfile(source, dest)
-
-
 @pytest.fixture(scope="module")
 def models_store(
     tmp_path_factory: pytest.TempPathFactory, model_path: Path, gemma_path: Path
 ) -> Iterator[Callable[[], None]]:
     """A fresh store with both test models; calling the fixture's value puts back any
     that a test deleted."""
-    root = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
-        mp.setenv("HF_HOME", str(root / "hf-home"))
-        mp.delenv("FIRESIDE_MODELS_DIR", raising=False)
-        config.set_offline(None)
+    with fresh_store(tmp_path_factory.mktemp("models")):
 
         def fill() -> None:
-            _place(model_path, store.hub_path(ENTRY.repo, ENTRY.file))
-            _place(gemma_path, store.hub_path("fireside-tests/gemma", f"{GEMMA}.gguf"))
+            place(model_path, store.hub_path(ENTRY.repo, ENTRY.file))
+            place(gemma_path, store.hub_path("fireside-tests/gemma", f"{GEMMA}.gguf"))
 
         fill()
-        try:
-            yield fill
-        finally:
-            config.set_offline(None)
+        yield fill
 
 
 def _app(**options: Any) -> Any:
@@ -161,11 +143,9 @@ def test_two_models_answer_interleaved_requests(live: LiveServer) -> None:
     assert _turn_waits(live) > turn_waits
 
 
-def _turn_waits(live: LiveServer) -> int:
+def _turn_waits(live: LiveServer) -> float:
     """``fireside_step_turn_waits_total`` from /metrics."""
-    text = httpx.get(live.url + "/metrics").text
-    line = next(x for x in text.splitlines() if x.startswith("fireside_step_turn_waits_total "))
-    return int(line.split()[1])
+    return parse_metrics(httpx.get(live.url + "/metrics").text)["fireside_step_turn_waits_total"]
 
 
 def test_concurrent_requests_for_a_model_share_one_load(live: LiveServer) -> None:

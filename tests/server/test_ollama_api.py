@@ -10,8 +10,6 @@ so deleting it can be tried (and must be refused).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +20,11 @@ import httpx
 import numpy as np
 import ollama
 import pytest
-from fireside.hub import config, get_entry, store
+from fireside.hub import get_entry, store
 from fireside.server import create_app
 
 from tests.hub.fakehub import FakeHub
+from tests.stores import fresh_store, hub_serving_the_test_model, place
 
 from .conftest import LiveServer, serve
 
@@ -39,35 +38,13 @@ assert ENTRY is not None
 def hub(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[FakeHub]:
     """A fresh model store and a fake Hub serving the test model as the catalog's file."""
     root = tmp_path_factory.mktemp("ollama")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
-        mp.setenv("HF_HOME", str(root / "hf-home"))
-        mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        mp.setenv("FIRESIDE_HUB_TIMEOUT", "30")
-        for var in ("FIRESIDE_MODELS_DIR", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-            mp.delenv(var, raising=False)
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-            mp.delenv(var, raising=False)
-        config.set_offline(None)
-        fake = FakeHub().start()
-        fake.add(ENTRY.repo, ENTRY.file, model_path.read_bytes())
-        mp.setenv("HF_ENDPOINT", fake.endpoint)
-        try:
-            yield fake
-        finally:
-            fake.faults.gate = None
-            fake.stop()
-            config.set_offline(None)
+    with fresh_store(root) as mp, hub_serving_the_test_model(mp, model_path) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def live(hub: FakeHub, model_path: Path) -> Iterator[LiveServer]:
-    served = store.hub_path(SERVED_REPO, ENTRY.file)
-    served.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(model_path, served)
-    except OSError:
-        shutil.copyfile(model_path, served)
+    served = place(model_path, store.hub_path(SERVED_REPO, ENTRY.file))
     app = create_app(served, parallel=4, ctx_size=SLOT_CTX, n_threads=1, max_queue=16)
     with serve(app) as server:
         yield server

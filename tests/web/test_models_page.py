@@ -5,18 +5,17 @@ deleted after confirmation."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fireside.hub import config, get_entry, store
+from fireside.hub import get_entry, store
 from fireside.server import create_app
 
 from tests.hub.fakehub import FakeHub
 from tests.server.conftest import LiveServer, serve
+from tests.stores import fresh_store, hub_serving_the_test_model, place
 
 from .web_helpers import send, set_max_tokens, wait_idle
 
@@ -57,25 +56,8 @@ OBSERVE_BADGE = """
 def hub(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[FakeHub]:
     """An empty model store and a fake Hub serving the test model as the catalog's file."""
     root = tmp_path_factory.mktemp("models-page")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FIRESIDE_CACHE_DIR", str(root / "cache"))
-        mp.setenv("HF_HOME", str(root / "hf-home"))
-        mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        mp.setenv("FIRESIDE_HUB_TIMEOUT", "30")
-        for var in ("FIRESIDE_MODELS_DIR", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-            mp.delenv(var, raising=False)
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
-            mp.delenv(var, raising=False)
-        config.set_offline(None)
-        fake = FakeHub().start()
-        fake.add(ENTRY.repo, ENTRY.file, model_path.read_bytes())
-        mp.setenv("HF_ENDPOINT", fake.endpoint)
-        try:
-            yield fake
-        finally:
-            fake.faults.bytes_per_second = None
-            fake.stop()
-            config.set_offline(None)
+    with fresh_store(root) as mp, hub_serving_the_test_model(mp, model_path) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +143,7 @@ def test_first_run_download_chat_switch_delete(
     page.wait_for_selector(f'#model-select option[value="{SMOL}"]', state="attached")
 
     # a second model appears in the store; the conversation switches to it (loading state)
-    dest = store.hub_path("fireside-tests/gemma", f"{GEMMA}.gguf")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(gemma_path, dest)
-    except OSError:
-        shutil.copyfile(gemma_path, dest)
+    place(gemma_path, store.hub_path("fireside-tests/gemma", f"{GEMMA}.gguf"))
     if page.locator("#settings").is_hidden():
         page.click("#settings-toggle")
     page.click("#models-refresh")
