@@ -78,15 +78,14 @@ def test_a_resumed_session_evaluates_only_the_new_message(model_path: Path, tmp_
     with Model(model_path, **SETTINGS) as model:  # type: ignore[arg-type]
         session = model.chat_session()
         session.history = long_history()
-        session.send("And the squares?", max_tokens=8, temperature=0)
+        reply = session.send("And the squares?", max_tokens=8, temperature=0)
         n_conversation = model.stats.last_prompt_tokens
         assert n_conversation > 1000
-        session.save(saved)
+        session.save(saved)  # right after the reply: it is evaluated again first
         record = json.loads(saved.read_text(encoding="utf-8"))["kv"]
-        # whole prompt chunks: the conversation to its last chunk boundary (or beyond, to
-        # the end of the reply, once that was evaluated again while the model was idle)
+        # whole prompt chunks: the conversation through the reply and its end-of-turn token
         kept = model._generation_engine().cached_tokens()
-        assert record["n_tokens"] == len(kept) >= n_conversation - 64
+        assert record["n_tokens"] == len(kept) == n_conversation + len(reply.tokens) + 1
         assert model._generation_engine().chunking.boundaries(kept)[-1] == len(kept)
         assert kv_path(saved).stat().st_size == record["size"]
         # the uninterrupted session's next turn

@@ -509,17 +509,24 @@ class Engine:
                     self._exact[slot.seq_id] = 0
 
     @contextlib.contextmanager
-    def _alone(self) -> Iterator[None]:
-        """Hold the engine between steps (nobody steps meanwhile); replies being realigned
-        are left as they are."""
+    def _alone(self, *, realigned: bool = False) -> Iterator[None]:
+        """Hold the engine between steps (nobody steps meanwhile). Replies being realigned
+        are left as they are, or with ``realigned`` first finished here (so that the cache
+        holds them)."""
         self._interrupt_realign()
         with self._cond:
             while self._driving:
                 self._cond.wait()
             self._driving = True
-            self._realign.clear()
-            self._ended_by.clear()
         try:
+            try:
+                while realigned and self._realign and not self._closed:
+                    self._realign_chunk(now=True)
+            except Exception:  # a bug: the cache holds less, the caller goes on
+                log.exception("realigning a reply failed")
+            with self._cond:
+                self._realign.clear()
+                self._ended_by.clear()
             yield
         finally:
             with self._cond:
@@ -532,11 +539,13 @@ class Engine:
         reuse (whole prompt chunks only, see "Determinism") to ``path``, as llama.cpp's
         sequence state file; return its length (0: nothing to save, no file written).
 
-        The slot's cells after that prefix (a reply, a partial chunk: never reused) are
-        removed from its cache first, so the file holds exactly the prefix.
+        A reply still waiting to be realigned (:attr:`realign_pending`) is evaluated
+        first, here, so a conversation saved right after a reply includes it. The slot's
+        cells after the prefix (a partial chunk: never reused) are removed from its cache
+        first, so the file holds exactly the prefix.
         """
         tokens = list(tokens)
-        with self._alone():
+        with self._alone(realigned=True):  # a reply just given is part of the prefix
             best, keep = None, 0
             for slot in self.slots:
                 if slot.busy:
@@ -1168,8 +1177,9 @@ class Engine:
                 self._cond.notify_all()
         return True
 
-    def _realign_chunk(self) -> None:
-        """Evaluate the next whole chunk of one slot's reply (see :attr:`realign_pending`)."""
+    def _realign_chunk(self, *, now: bool = False) -> None:
+        """Evaluate the next whole chunk of one slot's reply (see :attr:`realign_pending`);
+        ``now``: for a caller holding the engine, so requests do not interrupt it."""
         seq = min(self._realign)
         slot, ctx = self.slots[seq], self.ctx
         job = self._realign[seq]
@@ -1188,10 +1198,10 @@ class Engine:
         start = len(slot.cached)
         tokens = target[start : self.chunking.end(target, start)]
         with self._guard:
-            self._realigning = True
+            self._realigning = not now
         try:
-            if self._n_jobs or compute.others_busy(self):  # a request came before the flag was up
-                return
+            if not now and (self._n_jobs or compute.others_busy(self)):
+                return  # a request came before the flag was up
             ctx.decode(
                 tokens,
                 positions=list(range(start, start + len(tokens))),
