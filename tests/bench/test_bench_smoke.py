@@ -8,10 +8,13 @@ built (``benchmarks/build_reference.py``), the run measures fireside's side only
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,3 +139,83 @@ def test_bad_input_is_one_clear_error(args: list[str], message: str, tmp_path: P
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "bench.json").exists()
+
+
+# -- pooling runs ------------------------------------------------------------------------
+
+
+def _pool(files: list[Path], out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [*_bench_command(), "--out", str(out)]
+    for f in files:
+        cmd += ["--pool", str(f)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _variant(results: dict, tmp_path: Path, name: str, change: Callable[[dict], None]) -> Path:
+    data = copy.deepcopy(results)
+    change(data)
+    path = tmp_path / name / "bench.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_pooled_runs_concatenate_rounds_and_judge_the_pooled_ratios(
+    quick_run: tuple[dict, Path], tmp_path: Path
+) -> None:
+    results, out = quick_run
+    last, first = (
+        results["ratio_inputs"]["chat.ttft_last_over_first"][side] for side in ("ours", "reference")
+    )
+
+    def slower_last_turns(data: dict) -> None:  # a second run whose last turns took 3x
+        data["figures"][last]["samples"] = [3 * t for t in data["figures"][last]["samples"]]
+
+    second = _variant(results, tmp_path, "second", slower_last_turns)
+    done = _pool([out / "bench.json", second], tmp_path / "pooled")
+    assert done.returncode == 0, done.stderr
+    pooled = json.loads((tmp_path / "pooled" / "bench.json").read_text(encoding="utf-8"))
+    figures = pooled["figures"]
+    n = results["figures"][first]["n"]
+    assert figures[first]["n"] == figures[last]["n"] == 2 * n
+    assert pooled["config"]["runs"] == 2 * results["config"]["runs"]
+    # the median of the per-round ratios of both runs, rounds paired within each run
+    a, b = results["figures"][last]["samples"], results["figures"][first]["samples"]
+    expected = statistics.median([x / y for x, y in zip(a, b)] + [3 * x / y for x, y in zip(a, b)])
+    assert pooled["ratios"]["chat.ttft_last_over_first"] == pytest.approx(expected)
+    target = next(t for t in pooled["targets"] if t["key"] == "chat.ttft_last_over_first")
+    assert target["value"] == pytest.approx(expected)
+    assert target["met"] is (expected <= target["threshold"])
+    assert "pooled from 2 runs" in (tmp_path / "pooled" / "bench.md").read_text(encoding="utf-8")
+
+
+def test_runs_that_do_not_pool_are_one_clear_error(
+    quick_run: tuple[dict, Path], tmp_path: Path
+) -> None:
+    results, out = quick_run
+    other = _variant(results, tmp_path, "threads", lambda d: d["config"].update(threads=7))
+    done = _pool([out / "bench.json", other], tmp_path / "pooled")
+    assert done.returncode == 2 and "measured with threads 7" in done.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("{}", encoding="utf-8")
+    done = _pool([out / "bench.json", junk], tmp_path / "pooled")
+    assert done.returncode == 2 and "junk.json: not a fireside benchmark result" in done.stderr
+    done = _pool([out / "bench.json"], tmp_path / "pooled")
+    assert done.returncode == 2 and "at least two" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "pooled" / "bench.json").exists()
+
+
+def test_a_run_without_ratio_inputs_pools_its_comparison_table(
+    quick_run: tuple[dict, Path], tmp_path: Path
+) -> None:
+    results, out = quick_run
+    older = _variant(results, tmp_path, "older", lambda d: d.pop("ratio_inputs"))
+    done = _pool([out / "bench.json", older], tmp_path / "pooled")
+    assert done.returncode == 0, done.stderr
+    pooled = json.loads((tmp_path / "pooled" / "bench.json").read_text(encoding="utf-8"))
+    assert "chat.ttft_last_over_first" not in pooled["ratios"]
+    assert any("not pooled" in note and "chat.ttft" in note for note in pooled["notes"])
+    for row in results["comparisons"]:  # what the table divides still pools
+        if row["reference"] and results["ratios"].get(row["ratio"]) is not None:
+            assert pooled["ratios"][row["ratio"]] is not None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_out_dir", "run"]
+__all__ = ["default_out_dir", "pool_runs", "run"]
 
 
 def default_out_dir() -> Path:
@@ -96,6 +96,20 @@ def run(
         config = BenchConfig(model=path, threads=n_threads, out=out_dir, **options)
     results, figures = run_suite(config, progress)
     return results, write(results, figures, out_dir)
+
+
+def pool_runs(
+    files: Sequence[str | os.PathLike[str]], *, out: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Pool the rounds of earlier runs (their ``bench.json`` files) into one report
+    (:mod:`fireside.bench.pool`); returns the results and the paths of the files written.
+    Raises ``ValueError`` naming a file that is not a result or does not pool."""
+    from fireside.bench.pool import load, pool
+    from fireside.bench.report import write
+
+    paths = [Path(f) for f in files]
+    results, figures = pool([load(p) for p in paths], [str(p) for p in paths])
+    return results, write(results, figures, Path(out) if out is not None else default_out_dir())
 
 
 def _default_embedder() -> str | Path:

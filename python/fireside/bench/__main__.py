@@ -13,9 +13,12 @@ def summary(results: dict[str, Any]) -> str:
     """A few lines for the terminal: each target and whether it was met."""
     lines = []
     for t in results["targets"]:
-        value = "-" if t["value"] is None else f"{t['value']:.3f}"
-        mark = {True: "ok", False: "MISSED", None: "n/a"}[t["met"]]
-        lines.append(f"  {mark:6} {t['label']}: {value} ({t['op']} {t['threshold']})")
+        if t["met"] is not None:
+            mark = "ok" if t["met"] else "MISSED"
+            lines.append(f"  {mark:6} {t['label']}: {t['value']:.3f} ({t['op']} {t['threshold']})")
+    unmeasured = sum(t["met"] is None for t in results["targets"])
+    if unmeasured:
+        lines.append(f"  n/a    {unmeasured} other targets, not measured in this run")
     for name, why in results["skipped"].items():
         lines.append(f"  skipped {name}: {why}")
     return "\n".join(lines)
@@ -44,7 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--embedder", help="embedding GGUF of the docs.* sections (default: all-MiniLM-L6-v2)"
     )
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="BENCH_JSON",
+        help="measure nothing: pool the rounds of earlier runs' bench.json files into one report",
+    )
     args = parser.parse_args(argv)
+    if args.pool:
+        return _pool(args.pool, args.out)
     try:
         results, paths = run(
             model=args.model,
@@ -59,6 +70,20 @@ def main(argv: list[str] | None = None) -> int:
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )
     except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary(results))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _pool(files: list[str], out: str | None) -> int:
+    from fireside.bench import pool_runs
+
+    try:
+        results, paths = pool_runs(files, out=out)
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary(results))

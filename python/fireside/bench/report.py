@@ -50,7 +50,13 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
         (
             f"- model: {results['model']['name']} ({results['model']['bytes'] / 1e6:.1f} MB); "
             f"threads: {cfg['threads']}; runs: {cfg['runs']} after {cfg['warmup']} warm-up, "
-            "sides alternated (A B A B)" + ("; **quick mode**" if cfg["quick"] else "")
+            "sides alternated (A B A B)"
+            + (
+                f", pooled from {len(results['pooled_from'])} runs"
+                if "pooled_from" in results
+                else ""
+            )
+            + ("; **quick mode**" if cfg["quick"] else "")
         ),
         "- reference tools: "
         + (results["reference_dir"] or f"none: {results['skipped'].get('reference', '-')}"),
@@ -89,9 +95,17 @@ def markdown(results: dict[str, Any], figures: dict[str, Figure]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for t in results["targets"]:
-        value = "-" if t["value"] is None else f"{t['value']:.3f}"
-        result = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
-        lines.append(f"| {t['label']} | {value} | {t['op']} {t['threshold']} | {result} |")
+        if t["met"] is not None:
+            result = "met" if t["met"] else "**missed**"
+            lines.append(
+                f"| {t['label']} | {t['value']:.3f} | {t['op']} {t['threshold']} | {result} |"
+            )
+    unmeasured = [t["label"] for t in results["targets"] if t["met"] is None]
+    if unmeasured:
+        lines += [
+            "",
+            f"Not measured in this run (a section not run, or its reference missing): {'; '.join(unmeasured)}.",
+        ]
     lines += [
         "",
         "## All figures",

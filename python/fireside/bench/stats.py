@@ -87,5 +87,14 @@ def paired_ratio(ours: Figure | None, reference: Figure | None) -> float | None:
     return statistics.median(a / b for a, b in zip(ours.samples, reference.samples))
 
 
+def compared(ours: Figure | None, reference: Figure | None) -> tuple[float | None, float | None]:
+    """``ours / reference`` as a report states it: the paired ratio (:func:`paired_ratio`),
+    or the ratio of the medians where the runs do not pair up; and the ratio of the
+    medians."""
+    of_medians = ratio(ours, reference)
+    paired = paired_ratio(ours, reference)
+    return (paired if paired is not None else of_medians), of_medians
+
+
 def median_of(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None

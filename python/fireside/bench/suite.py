@@ -29,7 +29,7 @@ from fireside.bench.serve_resume import run_serve_resume
 from fireside.bench.speculative import GROUNDED as SPECULATIVE_GROUNDED
 from fireside.bench.speculative import comparisons as speculative_comparisons
 from fireside.bench.speculative import run_speculative
-from fireside.bench.stats import Figure, paired_ratio, ratio
+from fireside.bench.stats import Figure, compared
 
 log = logging.getLogger("fireside.bench")
 
@@ -323,6 +323,8 @@ class Suite:
         self.figures: dict[str, Figure] = {}
         self.ratios: dict[str, float | None] = {}
         self.ratios_of_medians: dict[str, float | None] = {}
+        self.ratio_inputs: dict[str, dict[str, str]] = {}
+        """The two figures each compared ratio divides (so runs can be pooled later)."""
         self.skipped: dict[str, str] = {}
         self.notes: list[str] = []
         self._progress = progress or (lambda message: log.info(message))
@@ -345,10 +347,9 @@ class Suite:
         """Record ``ours / reference``: the median of the per-run (back-to-back) ratios,
         which a drifting machine load cannot bias, or the ratio of the medians when the
         runs do not pair up. Both are kept."""
-        of_medians = ratio(ours, reference)
-        paired = paired_ratio(ours, reference)
-        self.ratios_of_medians[key] = of_medians
-        self.ratios[key] = paired if paired is not None else of_medians
+        self.ratios[key], self.ratios_of_medians[key] = compared(ours, reference)
+        if ours is not None and reference is not None:
+            self.ratio_inputs[key] = {"ours": ours.name, "reference": reference.name}
 
     def rounds(self) -> range:
         return range(self.config.warmup + self.config.runs)
@@ -567,8 +568,8 @@ class Suite:
 
         for i in self.rounds():
             self.gated(i, "chat", measure)
-        first, last = per_turn[0].median, per_turn[-1].median
-        self.ratios["chat.ttft_last_over_first"] = last / first if first and last else None
+        # each round times both turns of one chat: a pair
+        self.compare("chat.ttft_last_over_first", per_turn[-1], per_turn[0])
 
     def run_server(self) -> None:
         from fireside.bench import reference
@@ -799,6 +800,7 @@ class Suite:
             "comparisons": comparisons,
             "ratios": self.ratios,
             "ratios_of_medians": self.ratios_of_medians,
+            "ratio_inputs": self.ratio_inputs,
             "targets": [t.check(self.ratios.get(t.key)) for t in targets],
             "contention": {
                 "max_other_cpu": cfg.max_other_cpu,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -45,28 +46,40 @@ def bench(
         "--embedder",
         help="Embedding model of the docs.* sections (default: all-MiniLM-L6-v2).",
     ),
+    pool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pool",
+            metavar="BENCH_JSON",
+            help="Measure nothing: pool the rounds of earlier runs into one report "
+            "(repeat: --pool a/bench.json --pool b/bench.json).",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark fireside against llama.cpp's own tools (same model and threads).
 
     Writes bench.json, bench.md and, with matplotlib, concurrency.png. Build the
     reference tools first with `python benchmarks/build_reference.py`.
     """
-    from fireside.bench import run
+    from fireside.bench import pool_runs, run
     from fireside.bench.__main__ import summary
 
     try:
-        results, paths = run(
-            model=model,
-            threads=threads,
-            out=out,
-            quick=quick,
-            runs=runs,
-            reference_dir=reference_dir,
-            use_reference=not no_reference,
-            sections=sections.split(",") if sections else None,
-            embedder=embedder,
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
-        )
+        if pool:
+            results, paths = pool_runs(pool, out=out)
+        else:
+            results, paths = run(
+                model=model,
+                threads=threads,
+                out=out,
+                quick=quick,
+                runs=runs,
+                reference_dir=reference_dir,
+                use_reference=not no_reference,
+                sections=sections.split(",") if sections else None,
+                embedder=embedder,
+                progress=lambda message: print(message, file=sys.stderr, flush=True),
+            )
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e), exit_code=2) from e
     print(summary(results))
