@@ -19,6 +19,19 @@ SMOL = "smollm2-135m-instruct"
 """The catalog name of the test model."""
 
 
+OUTSIDE_SETTINGS = (
+    "FIRESIDE_MODELS_DIR",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HF_HUB_ETAG_TIMEOUT",
+)
+"""Environment variables of this machine that would point a test at another store or
+Hub setting (removed for the test)."""
+
+
 def place(source: Path, dest: Path) -> Path:
     """Put ``source`` at ``dest`` (a hard link, else a copy; kept if already there)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -39,14 +52,7 @@ def fresh_store(root: Path) -> Iterator[pytest.MonkeyPatch]:
         mp.setenv("HF_HOME", str(root / "hf-home"))
         mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         mp.setenv("FIRESIDE_HUB_TIMEOUT", "30")
-        for var in (
-            "FIRESIDE_MODELS_DIR",
-            "HF_HUB_CACHE",
-            "HUGGINGFACE_HUB_CACHE",
-            "HF_HUB_OFFLINE",
-            "TRANSFORMERS_OFFLINE",
-            "HF_TOKEN",
-        ):
+        for var in OUTSIDE_SETTINGS:
             mp.delenv(var, raising=False)
         config.set_offline(None)
         try:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from fireside.hub import config
 
+from tests.stores import OUTSIDE_SETTINGS
+
 from .fakehub import FakeHub
 
 
@@ -34,15 +36,7 @@ def isolated_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("FIRESIDE_HUB_TIMEOUT", "5")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for var in (
-        "FIRESIDE_MODELS_DIR",
-        "HF_HUB_CACHE",
-        "HUGGINGFACE_HUB_CACHE",
-        "HF_HUB_OFFLINE",
-        "TRANSFORMERS_OFFLINE",
-        "HF_TOKEN",
-        "HF_HUB_ETAG_TIMEOUT",
-    ):
+    for var in OUTSIDE_SETTINGS:
         monkeypatch.delenv(var, raising=False)
     config.set_offline(None)
     yield cache

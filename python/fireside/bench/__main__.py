@@ -25,7 +25,7 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fireside.bench import run
+    from fireside.bench import pool_runs, run
 
     parser = argparse.ArgumentParser(
         prog="python -m fireside.bench",
@@ -54,36 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: pool the rounds of earlier runs' bench.json files into one report",
     )
     args = parser.parse_args(argv)
-    if args.pool:
-        return _pool(args.pool, args.out)
     try:
-        results, paths = run(
-            model=args.model,
-            threads=args.threads,
-            out=args.out,
-            quick=args.quick,
-            runs=args.runs,
-            reference_dir=args.reference_dir,
-            use_reference=not args.no_reference,
-            sections=args.sections.split(",") if args.sections else None,
-            embedder=args.embedder,
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
-        )
+        if args.pool:
+            results, paths = pool_runs(args.pool, out=args.out)
+        else:
+            results, paths = run(
+                model=args.model,
+                threads=args.threads,
+                out=args.out,
+                quick=args.quick,
+                runs=args.runs,
+                reference_dir=args.reference_dir,
+                use_reference=not args.no_reference,
+                sections=args.sections.split(",") if args.sections else None,
+                embedder=args.embedder,
+                progress=lambda message: print(message, file=sys.stderr, flush=True),
+            )
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(results))
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
-    return 0
-
-
-def _pool(files: list[str], out: str | None) -> int:
-    from fireside.bench import pool_runs
-
-    try:
-        results, paths = pool_runs(files, out=out)
-    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary(results))
