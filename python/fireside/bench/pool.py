@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fireside.bench.stats import Figure, compared
+from fireside.bench.suite import Target
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -105,17 +106,10 @@ def pool(
             "not pooled (a run did not record the figures they divide): " + ", ".join(left_out)
         )
 
-    targets = []
-    for target in first["targets"]:
-        value = ratios.get(target["key"])
-        met = None
-        if value is not None:
-            met = (
-                value >= target["threshold"]
-                if target["op"] == ">="
-                else value <= target["threshold"]
-            )
-        targets.append({**target, "value": value, "met": met})
+    targets = [
+        Target(t["key"], t["label"], t["op"], t["threshold"]).check(ratios.get(t["key"]))
+        for t in first["targets"]
+    ]
 
     contention = dict(first["contention"])
     for counter in ("rounds_repeated", "rounds_kept_contended"):
