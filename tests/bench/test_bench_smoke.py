@@ -200,6 +200,14 @@ def test_runs_that_do_not_pool_are_one_clear_error(
     junk.write_text("{}", encoding="utf-8")
     done = _pool([out / "bench.json", junk], tmp_path / "pooled")
     assert done.returncode == 2 and "junk.json: not a fireside benchmark result" in done.stderr
+    for name, spoil in (
+        ("cut", lambda d: d.pop("targets")),
+        ("bad-samples", lambda d: d["figures"][next(iter(d["figures"]))].update(samples="x")),
+    ):
+        spoilt = _variant(results, tmp_path, name, spoil)
+        done = _pool([out / "bench.json", spoilt], tmp_path / "pooled")
+        assert done.returncode == 2 and f"{name}/bench.json: a" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
     done = _pool([out / "bench.json"], tmp_path / "pooled")
     assert done.returncode == 2 and "at least two" in done.stderr
     assert "Traceback" not in done.stderr

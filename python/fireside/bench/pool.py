@@ -32,12 +32,31 @@ def load(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable benchmark result ({e})") from e
     if not isinstance(data, dict) or data.get("fireside_bench") != 1 or "figures" not in data:
         raise ValueError(f"{path}: not a fireside benchmark result (bench.json)")
+    missing = [key for key in _REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"{path}: an incomplete benchmark result (no {', '.join(missing)})")
+    try:
+        _figures(data)
+        data["model"]["name"], data["config"]["threads"], data["config"]["runs"]
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError(f"{path}: a malformed benchmark result ({type(e).__name__}: {e})") from e
     return data
+
+
+_REQUIRED = (
+    "started", "duration_s", "model", "config", "versions", "comparisons", "ratios",
+    "targets", "contention", "notes",
+)  # fmt: skip
 
 
 def _figures(data: dict[str, Any]) -> dict[str, Figure]:
     return {
-        name: Figure(f["name"], f["unit"], list(f["samples"]), f.get("higher_is_better", True))
+        name: Figure(
+            f["name"],
+            f["unit"],
+            [float(v) for v in f["samples"]],
+            bool(f.get("higher_is_better", True)),
+        )
         for name, f in data["figures"].items()
     }
 
