@@ -28,9 +28,11 @@ struct Job {
     bool done = false;
 };
 
-// Returns whether it has more to do. Held by shared_ptr so that the compute thread's copy
-// is never the last one (the last one is dropped with the GIL, in set_driver).
-using Driver = std::shared_ptr<std::function<bool()>>;
+// Called with `go_on`, which says whether it may call Python's driver again at once (else
+// it returns, to let queued jobs run); returns whether it has more to do. Held by
+// shared_ptr so that the compute thread's copy is never the last one (the last one is
+// dropped with the GIL, in set_driver).
+using Driver = std::shared_ptr<std::function<bool(const std::function<bool()>& go_on)>>;
 
 // Never destroyed (a detached thread may still wait on it while the process exits); a
 // forked child gets a fresh one, since the thread does not survive fork().
@@ -80,7 +82,11 @@ void serve(Worker* w) {
             job->finished.notify_one();
             continue;
         }
-        bool more = (*drive)();  // catches everything itself
+        const auto go_on = [w, &drive] {  // nothing queued, and this driver still set
+            std::lock_guard<std::mutex> lock(w->mutex);
+            return w->jobs.empty() && w->driver == drive;
+        };
+        bool more = (*drive)(go_on);  // catches everything itself
         drive.reset();
         {
             std::lock_guard<std::mutex> lock(w->mutex);
@@ -126,21 +132,29 @@ bool python_is_finalizing() {
 }
 
 // Calls `fn` with the GIL, keeping one thread state for the compute thread (so that Python
-// sees one thread, with its thread-locals, across calls).
-bool call_python_driver(const py::object& fn) {
+// sees one thread, with its thread-locals, across calls), and calls it again while it has
+// more to do and `go_on` agrees, without giving up the GIL in between: a thread that a step
+// woke (an event loop with the step's tokens to send) would otherwise take the GIL here
+// and hold the next step back until it is done (the step's decode releases the GIL soon
+// after, and that thread runs beside the computation instead).
+bool call_python_driver(const py::object& fn, const std::function<bool()>& go_on) {
     static thread_local PyThreadState* state = nullptr;
     if (python_is_finalizing()) return false;  // a thread taking the GIL now would exit
     if (state == nullptr) PyGILState_Ensure();  // kept for the thread's life
     else PyEval_RestoreThread(state);
     bool more = false;
-    try {
-        more = fn().cast<bool>();
-    } catch (py::error_already_set& e) {
-        e.discard_as_unraisable("fireside compute driver");
-    } catch (const std::exception& e) {
-        PyErr_SetString(PyExc_RuntimeError, e.what());
-        PyErr_WriteUnraisable(nullptr);
-    }
+    do {
+        try {
+            more = fn().cast<bool>();
+        } catch (py::error_already_set& e) {
+            e.discard_as_unraisable("fireside compute driver");
+            more = false;
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
+            PyErr_WriteUnraisable(nullptr);
+            more = false;
+        }
+    } while (more && !python_is_finalizing() && go_on());
     state = PyEval_SaveThread();
     return more;
 }
@@ -149,15 +163,18 @@ bool call_python_driver(const py::object& fn) {
 void set_driver(const py::object& fn) {
     Worker& w = the_worker();
     Driver old;
+    Driver next;
+    if (!fn.is_none()) {  // built with the GIL: it copies a Python object
+        auto held = std::make_shared<py::object>(fn);
+        // the copy of `held` lives in the driver, which only this function drops
+        next = std::make_shared<std::function<bool(const std::function<bool()>&)>>(
+            [held](const std::function<bool()>& go_on) { return call_python_driver(*held, go_on); });
+    }
     {
         py::gil_scoped_release release;
         std::unique_lock<std::mutex> lock(w.mutex);
         old = std::move(w.driver);
-        if (!fn.is_none()) {
-            auto held = std::make_shared<py::object>(fn);
-            // the copy of `held` lives in the driver, which only this function drops
-            w.driver = std::make_shared<std::function<bool()>>([held] { return call_python_driver(*held); });
-        }
+        w.driver = std::move(next);
         if (!is_compute_thread) w.driver_returned.wait(lock, [&w] { return !w.driving; });
     }
     old.reset();  // with the GIL: it holds a Python object

@@ -5,6 +5,7 @@ there while a stream's token callback runs on its reader's thread."""
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -108,3 +109,67 @@ def test_two_models_step_in_turn(model: Model, model_path: Path) -> None:
 def test_wait_idle_names_a_bad_timeout(model: Model, timeout: object) -> None:
     with pytest.raises(ValueError, match="timeout must be"):
         model.wait_idle(timeout)  # type: ignore[arg-type]
+
+
+class _Steps:
+    """A drivable with ``n`` steps to run; the first step wakes a waiting thread."""
+
+    def __init__(self, n: int, wakes: threading.Lock, log: list[str]) -> None:
+        self.left = n
+        self.first = True
+        self.wakes = wakes
+        self.log = log
+        self.finished = threading.Event()
+
+    @property
+    def busy(self) -> bool:
+        return self.left > 0
+
+    def drive_step(self) -> bool:
+        if self.left <= 0:
+            return False
+        if self.first:
+            self.first = False
+            self.wakes.release()
+        self.left -= 1
+        self.log.append("step")
+        if not self.left:
+            self.finished.set()
+        return True
+
+    def drive_idle(self) -> bool:
+        return False
+
+    def interrupt_idle(self) -> None:
+        pass
+
+    def fail(self, error: BaseException) -> None:
+        self.log.append(f"failed: {error}")
+
+
+def test_steps_in_a_row_keep_the_gil_from_the_threads_they_wake() -> None:
+    # A thread woken by a step (an event loop with the step's tokens to send) runs when
+    # the compute thread gives up the GIL: in the next step's decode, never between two
+    # steps, where it would hold the next step back. With a long switch interval Python
+    # forces no hand-over either, so the woken thread runs only after the last step.
+    wakes = threading.Lock()
+    wakes.acquire()
+    log: list[str] = []
+
+    def woken() -> None:
+        with wakes:
+            log.append("woken thread")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        reader = threading.Thread(target=woken)
+        reader.start()
+        steps = _Steps(20, wakes, log)
+        compute.register(steps)
+        compute.wake()
+        assert steps.finished.wait(60)
+        reader.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert log == ["step"] * 20 + ["woken thread"]
