@@ -11,6 +11,7 @@
 #include "model.h"
 #include "remote.h"
 #include "sampler.h"
+#include "wakeup.h"
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fireside's native llama.cpp bindings: load, tokenize, decode, sample.";
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
     fireside::register_logging(m);
     fireside::register_backend(m);
     fireside::register_compute_thread(m);
+    fireside::register_wakeup(m);
     fireside::register_model(m);
     fireside::register_lora(m);
     fireside::register_context(m);

@@ -90,6 +90,11 @@ def _on_compute_thread() -> bool:
 def _compute_handovers() -> int:
     """Computations handed to the compute thread by other threads since the start."""
 
+def _send_wakeup(fd: int) -> bool:
+    """Send one byte to the non-blocking socket ``fd`` without releasing the GIL; False
+    when its buffer is full (wake-ups are pending already). OSError on a closed or bad
+    socket."""
+
 def json_schema_to_grammar(schema_json: str) -> str:
     """GBNF for a JSON schema given as JSON text, by llama.cpp's own converter (the one
     llama-server uses); GrammarError when it is invalid, unsupported, or enforceable only

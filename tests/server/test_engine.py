@@ -120,15 +120,27 @@ def test_stopping_the_engine_ends_running_jobs_with_an_error(core: _core.Model) 
     assert not engine.running
 
 
-def test_one_event_loop_wake_up_per_step(core: _core.Model) -> None:
+def test_one_event_loop_wake_up_per_step(
+    core: _core.Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Chunks of all slots reach the event loop together: the loop's thread is woken about
     once per decode step, not once per token (each wake-up stalls a decode on a busy CPU)."""
     engine = Engine(core, parallel=4, n_ctx_seq=128, n_batch=64, n_threads=1)
+    wake_ups = 0
+    by_socket = 0  # the loop's inbox: woken without giving up the GIL
+    send_wakeup = _core._send_wakeup
+
+    def counting_send(fd: int) -> bool:
+        nonlocal wake_ups, by_socket
+        wake_ups += 1
+        by_socket += 1
+        return send_wakeup(fd)
+
+    monkeypatch.setattr(_core, "_send_wakeup", counting_send)
     try:
 
-        async def main() -> tuple[int, int]:
+        async def main() -> int:
             loop = asyncio.get_running_loop()
-            wake_ups = 0
             schedule = loop.call_soon_threadsafe
 
             def counting(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -146,12 +158,13 @@ def test_one_event_loop_wake_up_per_step(core: _core.Model) -> None:
             for job in jobs:
                 async for _ in job.events():
                     chunks += 1
-            return wake_ups, chunks
+            return chunks
 
         steps_before = engine.metrics.decode_steps
-        wake_ups, chunks = asyncio.run(main())
+        chunks = asyncio.run(main())
         steps = engine.metrics.decode_steps - steps_before
         assert chunks >= 4 * 8, chunks  # 4 streams of (up to) 16 tokens
+        assert by_socket > 0
         assert wake_ups <= steps + 2, (wake_ups, steps)
         assert wake_ups * 2 < chunks, (wake_ups, chunks)
     finally:
