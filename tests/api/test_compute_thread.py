@@ -5,7 +5,6 @@ there while a stream's token callback runs on its reader's thread."""
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import weakref
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 from fireside import _core
 from fireside.generation import compute
 from fireside.model import Model
+
+from ..gil import Witness, no_forced_switches
 
 PROMPT = "The history of the lighthouse begins"
 
@@ -114,7 +115,7 @@ def test_wait_idle_names_a_bad_timeout(model: Model, timeout: object) -> None:
 class _Steps:
     """A drivable with ``n`` steps to run; the first step wakes a waiting thread."""
 
-    def __init__(self, n: int, wakes: threading.Lock, log: list[str]) -> None:
+    def __init__(self, n: int, wakes: Witness, log: list[str]) -> None:
         self.left = n
         self.first = True
         self.wakes = wakes
@@ -130,7 +131,7 @@ class _Steps:
             return False
         if self.first:
             self.first = False
-            self.wakes.release()
+            self.wakes.wake()
         self.left -= 1
         self.log.append("step")
         if not self.left:
@@ -152,24 +153,12 @@ def test_steps_in_a_row_keep_the_gil_from_the_threads_they_wake() -> None:
     # the compute thread gives up the GIL: in the next step's decode, never between two
     # steps, where it would hold the next step back. With a long switch interval Python
     # forces no hand-over either, so the woken thread runs only after the last step.
-    wakes = threading.Lock()
-    wakes.acquire()
     log: list[str] = []
-
-    def woken() -> None:
-        with wakes:
-            log.append("woken thread")
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)
-    try:
-        reader = threading.Thread(target=woken)
-        reader.start()
-        steps = _Steps(20, wakes, log)
+    with no_forced_switches():
+        woken = Witness(log, "woken thread")
+        steps = _Steps(20, woken, log)
         compute.register(steps)
         compute.wake()
         assert steps.finished.wait(60)
-        reader.join(60)
-    finally:
-        sys.setswitchinterval(old)
+        woken.join()
     assert log == ["step"] * 20 + ["woken thread"]

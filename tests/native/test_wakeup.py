@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-import sys
-import threading
 
 import pytest
 from fireside import _core
+
+from ..gil import Witness, no_forced_switches
 
 
 def test_it_sends_until_the_buffer_is_full_then_says_so() -> None:
@@ -42,24 +42,12 @@ def test_it_keeps_the_gil() -> None:
     reader, writer = socket.socketpair()
     with reader, writer:
         writer.setblocking(False)
-        gate = threading.Lock()
-        gate.acquire()
         log: list[str] = []
-
-        def witness() -> None:
-            with gate:
-                log.append("witness")
-
-        thread = threading.Thread(target=witness)
-        thread.start()
-        old = sys.getswitchinterval()
-        sys.setswitchinterval(5.0)
-        try:
-            gate.release()
+        with no_forced_switches():
+            witness = Witness(log)
+            witness.wake()
             for _ in range(100):
                 _core._send_wakeup(writer.fileno())
             log.append("sent")
-        finally:
-            sys.setswitchinterval(old)
-        thread.join(30)
+        witness.join()
         assert log == ["sent", "witness"]

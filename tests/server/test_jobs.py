@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,8 @@ from fireside import _core
 from fireside.generation.results import Usage
 from fireside.generation.sampling import SamplingParams, build_sampler
 from fireside.server.jobs import Chunk, Done, Job, Outbox
+
+from ..gil import no_forced_switches
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +71,7 @@ def test_flushes_wake_the_loop_without_giving_up_the_gil(
     job.use_outbox(outbox)
     order: list[str] = []
     reading = read_all(loop, job, order)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)
-    try:
+    with no_forced_switches():
         for i in range(50):  # fifty steps
             job.emit(Chunk(str(i)))
             outbox.flush()
@@ -80,8 +79,6 @@ def test_flushes_wake_the_loop_without_giving_up_the_gil(
         job.emit(Done("stop", Usage(3, 50, 53), 0, None))
         outbox.flush()
         reading.result(30)  # this thread waits: the loop runs now
-    finally:
-        sys.setswitchinterval(old)
     assert order == ["flushed"] + [f"delivered {i}" for i in range(50)]
     assert job.result is not None and job.result.finish_reason == "stop"
 

@@ -80,9 +80,8 @@ class _Inbox:
         self._lock = threading.Lock()
         self._items: list[tuple[Job, Event]] = []
         self.sockets = _SocketPair()
-        self._reader, self._writer = self.sockets.reader, self.sockets.writer
         try:
-            loop.add_reader(self._reader.fileno(), self._drain)
+            loop.add_reader(self.sockets.reader.fileno(), self._drain)
         except NotImplementedError:  # a loop that cannot watch sockets
             self.sockets.close()
             raise
@@ -97,7 +96,7 @@ class _Inbox:
             self._items.extend(items)
         if wake:
             try:
-                _core._send_wakeup(self._writer.fileno())  # False: the buffer holds some
+                _core._send_wakeup(self.sockets.writer.fileno())  # False: the buffer holds some
             except OSError:  # closed with the loop meanwhile: nobody is listening any more
                 with self._lock:
                     self._items.clear()
@@ -106,7 +105,7 @@ class _Inbox:
 
     def _drain(self) -> None:
         try:
-            self._reader.recv(4096)
+            self.sockets.reader.recv(4096)
         except BlockingIOError:
             pass
         with self._lock:  # after reading: an item left meanwhile is taken now or wakes again
