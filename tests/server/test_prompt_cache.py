@@ -1,6 +1,8 @@
 """``fireside serve --prompt-cache DIR``: a restarted server answers a returning
 conversation after evaluating only what is new (the engine's counters in ``/metrics``),
-with the reply a server without the cache gives; a damaged, stale or foreign cache file is
+the previous reply included (a chat turn stores its prompt's prefix, then the conversation
+through the reply once that is realigned), with the reply a server without the cache gives;
+a damaged, stale or foreign cache file is
 ignored with a warning and removed, and the reply is still the same; the size bound
 evicts the least recently used file.
 
@@ -15,6 +17,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,12 +58,38 @@ def ask(url: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, 
     return response.json()  # type: ignore[no-any-return]
 
 
+def complete(url: str, prompt: list[int], max_tokens: int) -> dict[str, Any]:
+    """A completion of ``prompt`` (token ids): a request that stores one prefix, as it
+    has no reply to realign."""
+    model = httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"]
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+    response = httpx.post(url + "/v1/completions", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
 def metrics(url: str) -> dict[str, float]:
     return parse_metrics(httpx.get(url + "/metrics", timeout=30).text)
 
 
+def wait_saves(url: str, n: int, timeout: float = 120.0) -> None:
+    """Wait until the server has written ``n`` prefixes (a chat reply's conversation is
+    written once it is realigned, while the server is idle)."""
+    deadline = time.monotonic() + timeout
+    while (done := metrics(url)["fireside_prompt_cache_saves_total"]) < n:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server wrote {done:.0f} prefixes in {timeout} s, not {n}")
+        time.sleep(0.05)
+
+
 def evaluated(values: dict[str, float]) -> float:
     return values["fireside_prompt_tokens_total"] - values["fireside_prompt_tokens_cached_total"]
+
+
+def through_reply(answer: dict[str, Any]) -> int:
+    """How long a chat turn's conversation is through its reply and the end-of-turn token
+    the template writes after it."""
+    return int(answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"] + 1)
 
 
 def cache_files(directory: Path) -> set[Path]:
@@ -105,28 +134,36 @@ def test_a_restarted_server_evaluates_only_the_new_message(
     server = CliServer(model_path, cache)  # the uninterrupted server answers both turns
     try:
         first = ask(server.url, history, 8)
+        wait_saves(server.url, 2)  # the prompt's prefix, then the realigned conversation
         answer = first["choices"][0]["message"]["content"]
         turn = [*history, {"role": "assistant", "content": answer}, {"role": "user", "content": NEXT}]  # fmt: skip
         before = metrics(server.url)
         expected = ask(server.url, turn, 16)
         uninterrupted = evaluated(metrics(server.url)) - evaluated(before)
+        wait_saves(server.url, 4)
     finally:
         server.stop()
     n_conversation = first["usage"]["prompt_tokens"]
     assert n_conversation > 1000
-    # a prefix of each prompt was stored; keep the first conversation's only, as a server
-    # stopped after the first turn would have left
     headers = {}
     for path in cache_files(cache):
         headers[path] = json.loads(path.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
-    # each prompt's reusable prefix: to its last chunk boundary short of its last token
-    assert sorted(h["n_tokens"] for h in headers.values()) == [
+    # each prompt's reusable prefix (to its last chunk boundary short of its last token),
+    # then each conversation through its reply and the end-of-turn token after it (where a
+    # chunk ends), which begins the next turn's prompt
+    lengths = sorted(h["n_tokens"] for h in headers.values())
+    realigned = through_reply(first)
+    assert lengths == [
         chat_prompts.reusable(history),
+        realigned,
         chat_prompts.reusable(turn),
+        through_reply(expected),
     ]
-    saved, header = min(headers.items(), key=lambda item: item[1]["n_tokens"])
-    for path in headers:
-        if path != saved:
+    assert realigned in chat_prompts.boundaries(turn)
+    # keep the first conversation's files only, as a server stopped after the first turn
+    # would have left
+    for path, header in headers.items():
+        if header["n_tokens"] > realigned:
             path.unlink()
 
     server = CliServer(model_path, cache)  # restarted
@@ -138,10 +175,10 @@ def test_a_restarted_server_evaluates_only_the_new_message(
     assert reply["choices"][0]["message"] == expected["choices"][0]["message"]
     assert reply["usage"] == expected["usage"]
     assert values["fireside_prompt_cache_hits_total"] == 1
-    assert values["fireside_prompt_cache_tokens_restored_total"] == header["n_tokens"] > 1000 - 64
-    # only what the uninterrupted server evaluated: the new message and the reply before it
+    assert values["fireside_prompt_cache_tokens_restored_total"] == realigned
+    # only what the uninterrupted server evaluated: the new message
     n_prompt = reply["usage"]["prompt_tokens"]
-    assert evaluated(values) == uninterrupted == n_prompt - header["n_tokens"]
+    assert evaluated(values) == uninterrupted == n_prompt - realigned
     # the engine decoded those prompt tokens, then each reply token that had a successor
     n_reply = reply["usage"]["completion_tokens"]
     last = 1 if reply["choices"][0]["finish_reason"] == "length" else 0
@@ -188,8 +225,10 @@ def cached_server(
 
 
 def settle(live: LiveServer) -> None:
-    """Wait until the reply is over and its prefix written."""
+    """Wait until the reply is over, realigned if it was a chat's, and its prefixes
+    written."""
     live.wait_idle()
+    assert live.app.state.service.engine.wait_realigned(60)
     assert live.app.state.models.prompt_cache.flush(60)
 
 
@@ -197,21 +236,22 @@ def settle(live: LiveServer) -> None:
 def test_a_bad_cache_file_is_ignored_with_a_warning(
     cached_server: tuple[LiveServer, Path],
     caplog: pytest.LogCaptureFixture,
+    chat_prompts: ChatPrompts,
     spoil: Any,
     why: str,
 ) -> None:
     live, cache = cached_server
-    messages = conversation(2)
-    expected = ask(live.url, messages, 8)  # from the cache after the first run
+    prompt = chat_prompts.tokens(conversation(2))
+    expected = complete(live.url, prompt, 8)  # from the cache after the first run
     settle(live)
     (saved,) = cache_files(cache)
     spoil(saved)
     live.app.state.service.engine.reset()  # nothing cached in memory: the disk is asked
     before = metrics(live.url)
     with caplog.at_level(logging.WARNING, logger="fireside.generation"):
-        reply = ask(live.url, messages, 8)
+        reply = complete(live.url, prompt, 8)
     settle(live)
-    assert reply["choices"][0]["message"] == expected["choices"][0]["message"]
+    assert reply["choices"][0]["text"] == expected["choices"][0]["text"]
     warned = [r.getMessage() for r in caplog.records if "prompt cache file" in r.getMessage()]
     assert len(warned) == 1 and re.search(why, warned[0]), warned
     after = metrics(live.url)
@@ -224,30 +264,32 @@ def test_a_bad_cache_file_is_ignored_with_a_warning(
     assert resaved.read_bytes().startswith(MAGIC)
     # and the good one restores
     live.app.state.service.engine.reset()
-    assert ask(live.url, messages, 8)["choices"][0]["message"] == expected["choices"][0]["message"]
+    assert complete(live.url, prompt, 8)["choices"][0]["text"] == expected["choices"][0]["text"]
     assert metrics(live.url)["fireside_prompt_cache_hits_total"] == (
         after["fireside_prompt_cache_hits_total"] + 1
     )
 
 
-def test_the_size_bound_evicts_the_least_recently_used(model_path: Path, tmp_path: Path) -> None:
+def test_the_size_bound_evicts_the_least_recently_used(
+    model_path: Path, tmp_path: Path, chat_prompts: ChatPrompts
+) -> None:
     cache = tmp_path / "cache"
     # each prompt stores 256..320 tokens: about 6-7.5 MB of cells; two fit, three do not
     budget = 16 << 20
     app = create_app(model_path, prompt_cache=cache, prompt_cache_size=budget, **SETTINGS)
     guides = ["an old town", "a quiet harbour", "a mountain village"]
-    chats = [conversation(2, guide) for guide in guides]
+    prompts = [chat_prompts.tokens(conversation(2, guide)) for guide in guides]
     with serve(app) as live:
         files = []
-        for messages in chats[:2]:
-            ask(live.url, messages, 4)
+        for prompt in prompts[:2]:
+            complete(live.url, prompt, 4)
             settle(live)
             (new,) = cache_files(cache) - set(files)
             files.append(new)
         assert sum(f.stat().st_size for f in files) <= budget
-        ask(live.url, chats[0], 4)  # a hit: the first file is now the most recently used
+        complete(live.url, prompts[0], 4)  # a hit: the first file is now the most recently used
         settle(live)
-        ask(live.url, chats[2], 4)
+        complete(live.url, prompts[2], 4)
         settle(live)
         values = live.metrics()
     assert values["fireside_prompt_cache_hits_total"] == 1
@@ -288,7 +330,8 @@ def test_a_shared_system_prompt_is_restored_from_a_longer_prefix(
     with serve(create_app(model_path, prompt_cache=cache, **SETTINGS)) as live:
         stored = ask(live.url, first, 4)
         settle(live)
-        (saved,) = cache_files(cache)
+        # the prompt's prefix, and the conversation through the reply once realigned
+        saved, realigned = sorted(cache_files(cache), key=lambda f: f.stat().st_size)
         live.app.state.service.engine.reset()  # as after a restart
         reply = ask(live.url, other, 8)
         values = live.metrics()
@@ -298,6 +341,8 @@ def test_a_shared_system_prompt_is_restored_from_a_longer_prefix(
     assert values["fireside_prompt_cache_hits_total"] == 1
     header = json.loads(saved.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
     assert header["n_tokens"] == chat_prompts.reusable(first)
+    longer = json.loads(realigned.read_bytes()[len(MAGIC) :].split(b"\n", 1)[0])
+    assert longer["n_tokens"] == through_reply(stored)
     assert 256 <= restored < header["n_tokens"]  # its start only: the rest was cut
     assert restored in chat_prompts.boundaries(other) and evaluated(values) == (
         stored["usage"]["prompt_tokens"] + reply["usage"]["prompt_tokens"] - restored

@@ -1074,7 +1074,7 @@ class Engine:
         self._stats.n_generated_tokens += n
         if self._disk is not None:
             self._store(slot)
-        elif request.realign:
+        if request.realign:
             conversation = request.prompt + tokens + self._turn_end(slot.seq_id, request.prompt)
             self._want_realign(slot.seq_id, conversation)
         slot.release()
@@ -1095,7 +1095,9 @@ class Engine:
         meanwhile, to this engine or any other of the process (they share the compute
         thread), interrupts it at once (the chunk under way is rolled back), and it waits
         while any engine has requests; the next turn then reuses the conversation instead
-        of evaluating the reply again."""
+        of evaluating the reply again. With a prompt cache on disk, the realigned
+        conversation is stored too (after the prompt's prefix, stored when the reply
+        ended), so a restarted server does not evaluate the reply again either."""
         return bool(self._realign)
 
     def wait_realigned(self, timeout: float | None = None) -> bool:
@@ -1227,6 +1229,8 @@ class Engine:
         self._stats.n_realigned_tokens += len(tokens)
         if len(slot.cached) >= len(target):
             del self._realign[seq]
+            if self._disk is not None:  # the conversation through the reply, for a restart
+                self._store(slot)
 
     # -- the prompt cache on disk ------------------------------------------------------
 

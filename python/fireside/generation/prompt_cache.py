@@ -4,7 +4,9 @@
 When a request ends, the engine hands it the cells of the request's reusable prefix (the
 whole prompt chunks, the unit the engine reuses: see "Determinism" in
 :mod:`fireside.generation.engine`), if that prefix is at least :attr:`PromptCache.min_tokens`
-long and not stored yet. A worker thread writes them to ``DIR/<key>.kv``, where the key
+long and not stored yet; a chat's reply, once the engine has evaluated it again as prompt
+chunks while idle (``Engine.realign_pending``), adds the conversation through the reply the
+same way. A worker thread writes them to ``DIR/<key>.kv``, where the key
 is a SHA-256 of the model file's fingerprint, the versions and context settings
 (:func:`fireside.generation.kv_files.kv_settings`) and the prefix's tokens. When a request
 arrives whose prompt no slot has cached as far, the engine looks for the longest stored
