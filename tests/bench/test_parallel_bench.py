@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fireside.bench.clients import ClientError
@@ -75,3 +76,39 @@ def test_llama_server_gets_the_threads_it_is_given(tmp_path: Path) -> None:
     assert fixed[fixed.index("-t") + 1] == "3"
     assert fixed[fixed.index("-np") + 1] == "8" and fixed[fixed.index("-c") + 1] == "2048"
     assert "-t" not in LlamaServerBench(tmp_path, tmp_path / "m.gguf", **options).command()
+
+
+def test_the_server_section_flips_its_order_each_round(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round runs batched-bench, llama-server, fireside; the next one the other way
+    round (a place in the order must favour neither side)."""
+    from fireside.bench import reference
+    from fireside.bench.serving import ServerBench
+
+    calls: list[str] = []
+    server_round, batched = ServerBench.round, reference.run_batched_bench
+
+    def round_(self: ServerBench, n: int) -> Any:
+        calls.append(type(self).__name__)
+        return server_round(self, n)
+
+    def batched_bench(*args: Any, **kwargs: Any) -> Any:
+        calls.append("batched")
+        return batched(*args, **kwargs)
+
+    monkeypatch.setattr(ServerBench, "round", round_)
+    monkeypatch.setattr(reference, "run_batched_bench", batched_bench)
+    config = BenchConfig.quick_config(
+        model_path, 1, tmp_path, sections=("server",), concurrency=[8], runs=2,
+        server_prompt_tokens=8, server_tokens=6,
+    )  # fmt: skip
+    suite = Suite(config)
+    results = suite.run()
+    assert results["skipped"].get("server") is None, results["notes"]
+    if suite.ref is None or not (suite.ref / "llama-server").is_file():
+        assert calls == ["ServerBench"] * 3  # fireside's side only
+        return
+    forth = ["batched", "LlamaServerBench", "ServerBench"]
+    assert calls == [*forth, *reversed(forth), *forth]  # a warm-up round, then two
+    assert suite.figures["reference.llama_server.c8"].n == 2

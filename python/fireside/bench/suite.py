@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fireside.bench.busy import HOG_COMMAND
 from fireside.bench.contention import ContentionMonitor
@@ -30,6 +30,10 @@ from fireside.bench.speculative import GROUNDED as SPECULATIVE_GROUNDED
 from fireside.bench.speculative import comparisons as speculative_comparisons
 from fireside.bench.speculative import run_speculative
 from fireside.bench.stats import Figure, compared
+
+if TYPE_CHECKING:
+    from fireside.bench.clients import RoundResult
+    from fireside.bench.reference import BatchedRow
 
 log = logging.getLogger("fireside.bench")
 
@@ -587,7 +591,7 @@ class Suite:
             prompt_tokens=cfg.server_prompt_tokens,
             max_tokens=cfg.server_tokens,
         )
-        llama = None  # llama-server -np 8, measured at 8 streams right before fireside
+        llama = None  # llama-server -np 8, measured at 8 streams next to fireside
         if self.ref is not None and LLAMA_SERVER_STREAMS in levels:
             if (self.ref / "llama-server").is_file():
                 llama = LlamaServerBench(
@@ -605,10 +609,11 @@ class Suite:
                     "no comparison with it"
                 )
 
-        def measure(n: int) -> Callable[[], None]:
-            rows = []
-            if self.ref is not None:
-                rows = reference.run_batched_bench(
+        def measure(n: int, i: int) -> Callable[[], None]:
+            def batched() -> list[BatchedRow]:
+                if self.ref is None:
+                    return []
+                return reference.run_batched_bench(
                     self.ref,
                     cfg.model,
                     threads=cfg.threads,
@@ -617,8 +622,20 @@ class Suite:
                     parallel=[n],
                     n_ctx=n_ctx,
                 )
-            theirs = llama.round(n)[0] if llama is not None and n == LLAMA_SERVER_STREAMS else None
-            got, per_step = bench.round(n)
+
+            def llama_round() -> RoundResult | None:
+                if llama is None or n != LLAMA_SERVER_STREAMS:
+                    return None
+                return llama.round(n)[0]
+
+            # the order flips each round (the references, then fireside; then the other
+            # way), so that whatever favours a place in it favours both sides alike
+            if i % 2 == 0:
+                rows, theirs = batched(), llama_round()
+                got, per_step = bench.round(n)
+            else:
+                got, per_step = bench.round(n)
+                theirs, rows = llama_round(), batched()
 
             def commit() -> None:
                 for row in rows:
@@ -643,7 +660,7 @@ class Suite:
                 llama.warm_up()
             for i in self.rounds():
                 for n in levels:
-                    self.gated(i, f"server.c{n}", functools.partial(measure, n))
+                    self.gated(i, f"server.c{n}", functools.partial(measure, n, i))
         finally:
             self.live_pids = list
             bench.stop()
