@@ -1,6 +1,6 @@
-"""The server realigns a chat's reply while idle: the client's next request, which
-resends the conversation with that reply in it, reuses the reply from the cache (counted
-by ``/metrics``) instead of evaluating it again."""
+"""The server realigns a chat's reply while idle (``fireside_realigned_tokens_total``):
+the client's next request, which resends the conversation with that reply in it, reuses
+the reply from the cache (counted by ``/metrics``) instead of evaluating it again."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ TURNS = ["Tell me about lighthouses in two or three sentences.", "Who kept them?
 def test_the_next_request_reuses_the_reply(server: LiveServer) -> None:
     client = server.client()
     engine = server.app.state.service.engine
+    assert engine.wait_realigned(120)  # what earlier tests left
+    realigned = server.metrics()["fireside_realigned_tokens_total"]
+    n_realigned = engine.stats.n_realigned_tokens
     messages = [{"role": "user", "content": TURNS[0]}]
     first = client.chat.completions.create(
         model=server.model_id,
@@ -22,6 +25,10 @@ def test_the_next_request_reuses_the_reply(server: LiveServer) -> None:
     server.wait_idle()
     assert engine.wait_realigned(120)
     before = server.metrics()
+    # counted in /metrics as the engine counts it: at least the reply and its end of turn
+    n = before["fireside_realigned_tokens_total"] - realigned
+    assert n == engine.stats.n_realigned_tokens - n_realigned
+    assert n >= first.usage.completion_tokens + 1  # type: ignore[union-attr]
     messages += [
         {"role": "assistant", "content": first.choices[0].message.content or ""},
         {"role": "user", "content": TURNS[1]},

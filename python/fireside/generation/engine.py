@@ -119,6 +119,7 @@ class Observer(Protocol):
     def first_token(self, seconds: float) -> None: ...
     def step(self, n_tokens: int, n_sequences: int) -> None: ...
     def finish(self, reason: str, n_completion: int) -> None: ...
+    def realigned(self, n_tokens: int) -> None: ...
 
 
 @dataclass
@@ -211,7 +212,8 @@ class Engine:
         policy: the engine's one thread policy (it learns from generation steps).
         max_queue: requests that may wait for a slot (``None``: any number); more are
             refused with :class:`QueueFullError`.
-        observer: told about admissions, steps and finishes (e.g. the server's metrics).
+        observer: told about admissions, steps, finishes and realigned replies (e.g.
+            the server's metrics).
         on_step: called after every step, on the compute thread (e.g. to deliver the
             step's events to an event loop at once).
         speculative: draft tokens ahead by prompt lookup and verify them in one decode
@@ -1227,6 +1229,8 @@ class Engine:
         slot.cached.extend(tokens)
         self._exact[seq] = start + len(tokens)
         self._stats.n_realigned_tokens += len(tokens)
+        if self.observer is not None:
+            self.observer.realigned(len(tokens))
         if len(slot.cached) >= len(target):
             del self._realign[seq]
             if self._disk is not None:  # the conversation through the reply, for a restart

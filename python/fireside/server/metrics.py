@@ -64,6 +64,7 @@ class Metrics:
         self.decode_sequences_max = 0
         self.draft_tokens = 0
         self.draft_tokens_accepted = 0
+        self.realigned_tokens = 0
         self.ttft = Histogram(TTFT_BUCKETS)
         self._threads: Callable[[], ThreadStats] | None = None
         self._prompt_cache: Callable[[], PromptCacheStats] | None = None
@@ -107,6 +108,11 @@ class Metrics:
         with self._lock:
             self.draft_tokens += n_drafted
             self.draft_tokens_accepted += n_accepted
+
+    def realigned(self, n_tokens: int) -> None:
+        """``n_tokens`` of a finished reply were evaluated again while idle."""
+        with self._lock:
+            self.realigned_tokens += n_tokens
 
     def finish(self, reason: str, n_completion: int) -> None:
         with self._lock:
@@ -163,6 +169,9 @@ class Metrics:
                 ("draft_tokens_accepted_total",
                  "Drafted tokens the model confirmed (each saved a decode step).",
                  self.draft_tokens_accepted),
+                ("realigned_tokens_total",
+                 "Chat reply tokens evaluated again while idle, for the next turn to reuse.",
+                 self.realigned_tokens),
             ]  # fmt: skip
             for name, help_, value in simple:
                 metric(name, "counter", help_, [f"{name} {value}"])
