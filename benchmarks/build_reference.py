@@ -6,7 +6,8 @@ The reference side of the benchmarks is llama.cpp itself: ``llama-bench``,
 ``llama-lookup`` (the ``speculative`` section: llama.cpp's prompt-lookup example) and
 ``llama-server`` (the ``server`` and ``busy`` sections; ``--no-server`` skips it), compiled
 from the same pinned source (``vendor/fetch_llama_cpp.py`` resolves it) with the same
-options that matter for speed as the extension module (Release, static, position-independent, ``GGML_NATIVE``).
+options that matter for speed as the extension module (Release, static, position-independent,
+``GGML_NATIVE``, and the same CPU kernels: ``vendor/cpu-kernels.cmake``).
 They go into a separate build directory (default ``build/reference``) and are never part
 of the wheel.
 
@@ -26,6 +27,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CPU_KERNELS = ROOT / "vendor" / "cpu-kernels.cmake"
+"""Which ggml CPU kernels are compiled (no AMX), shared with the extension's build."""
 TARGETS = (
     "llama-bench",
     "llama-completion",
@@ -61,6 +64,7 @@ def configure_args(
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         f"-DGGML_NATIVE={'OFF' if portable else 'ON'}",
         "-DGGML_RPC=ON",
+        f"-DCMAKE_PROJECT_INCLUDE={CPU_KERNELS}",
         # the tools live in tools/ (llama-embedding, llama-lookup in examples/) and link
         # llama-common;
         # only the targets named are built

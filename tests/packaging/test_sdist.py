@@ -45,6 +45,7 @@ def test_contents(sdist: Path) -> None:
         "vendor/llama.cpp/ggml/src/ggml-rpc/ggml-rpc.cpp",
         "vendor/llama.cpp/.fireside-stamp",
         "vendor/patches/ggml-rpc-recoverable.patch",
+        "vendor/cpu-kernels.cmake",
         "csrc/module.cpp",
         "python/fireside/__init__.py",
     ):
