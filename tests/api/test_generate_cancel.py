@@ -45,6 +45,9 @@ class EngineEvents:
     def finish(self, reason: str, n_completion: int) -> None:
         pass
 
+    def graphs(self, n_graphs: int) -> None:
+        pass
+
 
 @contextmanager
 def engine_events(model: Model) -> Iterator[EngineEvents]:

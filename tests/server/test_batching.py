@@ -144,3 +144,62 @@ def test_a_new_request_joins_a_running_generation(server: LiveServer) -> None:
         after["fireside_decode_sequences_total"] - before["fireside_decode_sequences_total"]
         > after["fireside_decode_steps_total"] - before["fireside_decode_steps_total"]
     )
+
+
+def test_concurrent_requests_take_slots_side_by_side(server: LiveServer) -> None:
+    """Fewer requests than slots: they run in slots next to each other, each step one graph.
+
+    llama.cpp computes a graph per run of consecutive slots (``fireside_decode_graphs_total``);
+    here the slots unused the longest lie apart, where choosing by age alone would decode
+    each step of the four streams in four graphs.
+    """
+    client = server.client()
+
+    def counting(name: str) -> str:  # long enough to be reused, continued without an end
+        return f"{name} counts: " + ", ".join(str(i) for i in range(1, 40)) + ","
+
+    def complete(prompt: str, max_tokens: int) -> str:
+        done = client.completions.create(
+            model=server.model_id, prompt=prompt, max_tokens=max_tokens, temperature=0
+        )
+        assert done.usage is not None and done.usage.completion_tokens == max_tokens
+        return done.choices[0].text
+
+    names = ["Ada", "Boris", "Chen", "Dana", "Emil", "Farah", "Goran", "Hana"]
+    assert len(names) == PARALLEL
+    server.wait_idle()
+    for name in names:  # one per slot, oldest first
+        complete(counting(name), 1)
+    for name in names[1::2]:  # again, from their own slots: now every other slot is oldest
+        before = server.metrics()
+        complete(counting(name), 1)
+        reused = server.metrics()["fireside_prompt_tokens_cached_total"]
+        assert reused > before["fireside_prompt_tokens_cached_total"]
+    fresh = ["Ivo", "Jun", "Kira", "Lev"]
+
+    async def together() -> list[str]:
+        aclient = server.async_client()
+        try:
+            done = await asyncio.gather(
+                *(
+                    aclient.completions.create(
+                        model=server.model_id, prompt=counting(n), max_tokens=16, temperature=0
+                    )
+                    for n in fresh
+                )
+            )
+            return [d.choices[0].text for d in done]
+        finally:
+            await aclient.close()
+
+    before = server.wait_idle()
+    texts = asyncio.run(together())
+    after = server.wait_idle()
+    assert texts == [complete(counting(n), 16) for n in fresh]
+    graphs = after["fireside_decode_graphs_total"] - before["fireside_decode_graphs_total"]
+    steps = after["fireside_decode_steps_total"] - before["fireside_decode_steps_total"]
+    tokens = 16 * len(fresh)
+    print(f"\n{len(fresh)} streams of 16 tokens: {steps:.0f} decode steps, {graphs:.0f} graphs")
+    assert after["fireside_decode_sequences_max"] >= 2
+    # a generation graph per step at most (the steps also count prompt evaluations)
+    assert graphs <= steps < tokens

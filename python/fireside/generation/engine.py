@@ -64,6 +64,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -118,6 +119,7 @@ class Observer(Protocol):
     def admitted(self, n_prompt: int, n_cached: int) -> None: ...
     def first_token(self, seconds: float) -> None: ...
     def step(self, n_tokens: int, n_sequences: int) -> None: ...
+    def graphs(self, n_graphs: int) -> None: ...
     def finish(self, reason: str, n_completion: int) -> None: ...
     def realigned(self, n_tokens: int) -> None: ...
 
@@ -144,6 +146,10 @@ class CacheStats:
     n_steps: int = 0
     n_generation_steps: int = 0
     """Decode calls of generated tokens (each holds one token of every generating slot)."""
+    n_generation_graphs: int = 0
+    """Graphs those decode calls computed: llama.cpp computes one per run of consecutive
+    sequence ids, so this equals ``n_generation_steps`` while the generating slots sit side
+    by side (the engine admits requests so that they do)."""
     n_sequences_max: int = 0
     """The most sequences one generation step decoded together."""
     n_draft_tokens: int = 0
@@ -151,10 +157,10 @@ class CacheStats:
     n_accepted_tokens: int = 0
     """Drafted tokens the model confirmed (each saved one decode step)."""
     n_verify_steps: int = 0
+    """Decodes that verified a draft (the pending token and the drafted ones)."""
     n_realigned_tokens: int = 0
     """Reply tokens evaluated again as whole prompt chunks while the engine was idle (see
     :meth:`Engine.realign_pending`), so that the next turn of a chat reuses them."""
-    """Decodes that verified a draft (the pending token and the drafted ones)."""
     exact_batch: int = 0
     """The longest verification batch proved exact so far on this model and backend (0:
     none probed yet; 1: not even 2 tokens are, so nothing is drafted)."""
@@ -735,10 +741,18 @@ class Engine:
             self._idle = False
 
             # the longest reusable prefix (to a chunk boundary of the prompt, over cells
-            # evaluated as whole chunks); among equals, the slot unused the longest
+            # evaluated as whole chunks); among equals, the slot beside the most busy ones
+            # (see _busy_neighbours), then the slot unused the longest
             prompt = request.prompt
             bounds = self.chunking.boundaries(prompt, len(prompt) - 1)
-            slot = max(free, key=lambda s: (self._reusable(s, prompt, bounds), -s.last_used))
+            slot = max(
+                free,
+                key=lambda s: (
+                    self._reusable(s, prompt, bounds),
+                    self._busy_neighbours(s),
+                    -s.last_used,
+                ),
+            )
             self._realign.pop(slot.seq_id, None)  # its cache changes now
             self._ended_by.pop(slot.seq_id, None)
             keep = self._reusable(slot, prompt, bounds)
@@ -770,6 +784,18 @@ class Engine:
         evaluated as whole chunks, cut back to one of the prompt's chunk ``bounds``."""
         i = bisect.bisect_right(bounds, min(slot.shared(prompt), self._exact[slot.seq_id]))
         return bounds[i - 1] if i else 0
+
+    def _busy_neighbours(self, slot: Slot) -> int:
+        """How many of the sequences next to ``slot``'s (ids one below and above) are busy.
+
+        llama.cpp decodes a batch of separate sequences (``kv_unified=False``) as one graph
+        only over consecutive sequence ids: each run of consecutive ids is a graph of its
+        own, which reads all the weights again (8 generating sequences out of 16 took 1.5x
+        as long a step in 4 runs, 1.8x in 8, as in one). So a new request takes a slot that
+        keeps the busy ones side by side.
+        """
+        seq, slots = slot.seq_id, self.slots
+        return sum(1 for i in (seq - 1, seq + 1) if 0 <= i < len(slots) and slots[i].busy)
 
     def _threads(self) -> tuple[int, int]:
         return self.threads.n_threads, self.threads.n_threads_batch
@@ -834,10 +860,13 @@ class Engine:
             if self.draft_model is not None:
                 self.draft_model.set_threads(self.threads.n_threads, self.threads.n_threads_batch)
         stats = self._stats
+        n_graphs = 1 + sum(1 for a, b in itertools.pairwise(slots) if b.seq_id != a.seq_id + 1)
         stats.n_generation_steps += 1
+        stats.n_generation_graphs += n_graphs
         stats.n_sequences_max = max(stats.n_sequences_max, n)
         if self.observer is not None:
             self.observer.step(n, n)
+            self.observer.graphs(n_graphs)
         for index, slot in enumerate(slots):
             slot.cached.append(slot.next_token)  # type: ignore[arg-type]
             self._sample(slot, index)

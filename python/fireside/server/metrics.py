@@ -62,6 +62,7 @@ class Metrics:
         self.decode_tokens = 0
         self.decode_sequences = 0
         self.decode_sequences_max = 0
+        self.decode_graphs = 0
         self.draft_tokens = 0
         self.draft_tokens_accepted = 0
         self.realigned_tokens = 0
@@ -102,6 +103,12 @@ class Metrics:
             self.decode_tokens += n_tokens
             self.decode_sequences += n_sequences
             self.decode_sequences_max = max(self.decode_sequences_max, n_sequences)
+
+    def graphs(self, n_graphs: int) -> None:
+        """A decode call of generated tokens computed ``n_graphs`` graphs (one per run of
+        consecutive sequence ids)."""
+        with self._lock:
+            self.decode_graphs += n_graphs
 
     def speculated(self, n_drafted: int, n_accepted: int) -> None:
         """A draft of ``n_drafted`` tokens was verified; ``n_accepted`` were kept."""
@@ -164,6 +171,9 @@ class Metrics:
                 ("decode_tokens_total", "Tokens evaluated by decode calls.", self.decode_tokens),
                 ("decode_sequences_total",
                  "Sum over decode calls of the sequences in the batch.", self.decode_sequences),
+                ("decode_graphs_total",
+                 "Graphs of decode calls of generated tokens (one per run of adjacent slots).",
+                 self.decode_graphs),
                 ("draft_tokens_total", "Tokens drafted ahead by speculative decoding.",
                  self.draft_tokens),
                 ("draft_tokens_accepted_total",
