@@ -10,7 +10,8 @@ sees another's cells). Each :meth:`Engine.step`
 
 1. ends cancelled requests (their finish reason is ``"cancelled"``),
 2. admits waiting requests into free slots, choosing the slot whose cache shares the
-   longest reusable prefix with the prompt (only the rest is evaluated),
+   longest reusable prefix with the prompt (only the rest is evaluated), and among equals
+   the one next to busy slots (llama.cpp decodes each run of adjacent slots as a graph),
 3. decodes the pending token of every generating slot in **one batch** and samples each
    with its own sampler at its index in the batch,
 4. evaluates prompt chunks of the slots still reading their prompts, up to ``n_batch``
