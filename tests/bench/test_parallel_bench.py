@@ -13,6 +13,7 @@ from fireside.bench.clients import ClientError
 from fireside.bench.llama_server import LlamaServerBench
 from fireside.bench.parallel import STREAMS, ParallelBench
 from fireside.bench.report import markdown
+from fireside.bench.serving import ServerBench
 from fireside.bench.suite import SECTIONS, TARGETS, BenchConfig, Suite
 
 
@@ -112,3 +113,11 @@ def test_the_server_section_flips_its_order_each_round(
     forth = ["batched", "LlamaServerBench", "ServerBench"]
     assert calls == [*forth, *reversed(forth), *forth]  # a warm-up round, then two
     assert suite.figures["reference.llama_server.c8"].n == 2
+
+
+def test_the_fireside_server_is_measured_without_speculation(tmp_path: Path) -> None:
+    """The references never draft; a lone stream of fireside's would (prompt lookup), which
+    would make the 1-stream figure, and so the 8-vs-1 ratio, measure speculation instead."""
+    options = {"parallel": 16, "n_ctx": 16 * 256, "prompt_tokens": 8, "max_tokens": 8}
+    command = ServerBench(tmp_path / "m.gguf", threads=2, **options).command()
+    assert "--no-speculative" in command and "--speculative" not in command

@@ -6,7 +6,8 @@ not share its interpreter. Requests mirror ``llama-batched-bench``: each client 
 own prompt of random token ids (``prompt_tokens`` long, never reused from the cache),
 generates exactly ``max_tokens`` tokens greedily (end-of-generation tokens biased away,
 like ``--ignore-eos``), and each of the ``parallel`` slots gets the same per-sequence
-context as batched-bench's ``-c`` divided by its sequences.
+context as batched-bench's ``-c`` divided by its sequences. Speculation is off, as in the
+references (and the parallel section's ``Model``).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class ServerBench:
             str(self.parallel),
             "--ctx-size",
             str(self.ctx_per_slot),
+            # the engine's batching against references that never draft: a lone stream
+            # would otherwise draft by prompt lookup (the speculative section measures that)
+            "--no-speculative",
             *(["--threads", str(self.threads)] if self.threads is not None else []),
         ]
 
